@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and etcd for envtest from the Go module proxy (prebuilt
+# downloads are not reachable here) and prints the directory that holds them,
+# for KUBEBUILDER_ASSETS. Results are cached; a set KUBEBUILDER_ASSETS wins.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-1.35.8}
+ETCD_VERSION=${ETCD_VERSION:-3.6.16}
+
+if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ]; then
+  echo "$KUBEBUILDER_ASSETS"
+  exit 0
+fi
+
+cache=${OPENCODE_INJECTOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/opencode-injector}
+dir="$cache/envtest/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
+mkdir -p "$dir"
+log() { echo "envtest-assets: $*" >&2; }
+
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
+
+build_etcd() {
+  [ -x "$dir/etcd" ] && return
+  log "building etcd v$ETCD_VERSION from the Go module proxy (about a minute, once)"
+  local mod; mod=$(mktemp -d)
+  (
+    cd "$mod"
+    go mod init envtest-etcd >/dev/null 2>&1
+    go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1
+    go build -trimpath -ldflags "-s -w" -o "$dir/etcd.tmp" go.etcd.io/etcd/server/v3
+  )
+  mv "$dir/etcd.tmp" "$dir/etcd"
+  rm -rf "$mod"
+}
+
+build_apiserver() {
+  [ -x "$dir/kube-apiserver" ] && return
+  log "building kube-apiserver v$K8S_VERSION from the Go module proxy (a few minutes, once)"
+  local mod staging gomod minor
+  mod=$(mktemp -d)
+  minor=${K8S_VERSION#*.}; minor=${minor%%.*}
+  staging="0.${K8S_VERSION#*.}"
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  (
+    cd "$mod"
+    {
+      echo "module envtest-apiserver"
+      echo
+      echo "go 1.25"
+      echo
+      echo "require k8s.io/kubernetes v$K8S_VERSION"
+      echo
+      # k8s.io/kubernetes points its staging modules at ./staging; point them at the published versions.
+      sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9.-]*\) => \./staging/.*#replace \1 => \1 v'"$staging"'#p' "$gomod"
+    } >go.mod
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" >/dev/null 2>&1
+    local x="" pkg
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      x="$x -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+      x="$x -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    go build -trimpath -ldflags "-s -w $x" -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  )
+  mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
+  rm -rf "$mod"
+}
+
+build_etcd
+build_apiserver
+echo "$dir"
