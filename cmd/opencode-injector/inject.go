@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/angryninja/opencode-injector/webhook"
+)
+
+func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	s := defaultSettings()
+	s.AddFlags(fs)
+	file := fs.String("f", "", "multi-document YAML to read (- for stdin)")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(err, stderr)
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "opencode-injector inject: -f FILE is required (- reads stdin)")
+		return 2
+	}
+	if err := s.Validate(); err != nil {
+		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
+		return 2
+	}
+	in, err := readInput(*file, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
+		return 2
+	}
+	out, err := injectDocuments(in, s, func(w string) { fmt.Fprintln(stderr, "warning: "+w) })
+	if err != nil {
+		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
+		return 1
+	}
+	_, _ = stdout.Write(out)
+	return 0
+}
+
+func readInput(file string, stdin io.Reader) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(file)
+}
+
+// separator is a YAML document start line, kept verbatim in the output.
+var separator = regexp.MustCompile(`(?m)^---(?:[ \t][^\n]*)?\r?(?:\n|\z)`)
+
+// injectDocuments injects every labeled (or formerly injected) apps/v1
+// Deployment in a multi-document stream. Every other document and every
+// separator comes out byte for byte as read. On an invalid document it
+// returns an error naming it and no output.
+func injectDocuments(in []byte, s webhook.Settings, warn func(string)) ([]byte, error) {
+	var out bytes.Buffer
+	n := 0
+	start := 0
+	flush := func(body []byte) error {
+		if len(bytes.TrimSpace(body)) == 0 && start == 0 {
+			out.Write(body) // nothing before the first separator
+			return nil
+		}
+		n++
+		injected, err := injectDocument(n, body, s, warn)
+		if err != nil {
+			return err
+		}
+		out.Write(injected)
+		return nil
+	}
+	for _, loc := range separator.FindAllIndex(in, -1) {
+		if err := flush(in[start:loc[0]]); err != nil {
+			return nil, err
+		}
+		out.Write(in[loc[0]:loc[1]])
+		start = loc[1]
+	}
+	if err := flush(in[start:]); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+func injectDocument(n int, body []byte, s webhook.Settings, warn func(string)) ([]byte, error) {
+	var head struct {
+		metav1.TypeMeta   `json:",inline"`
+		metav1.ObjectMeta `json:"metadata"`
+	}
+	if err := yaml.Unmarshal(body, &head); err != nil {
+		return nil, fmt.Errorf("document %d: invalid YAML: %w", n, err)
+	}
+	if head.APIVersion != "apps/v1" || head.Kind != "Deployment" {
+		return body, nil
+	}
+	name := fmt.Sprintf("document %d (Deployment %s)", n, head.Name)
+	if head.Namespace != "" {
+		name = fmt.Sprintf("document %d (Deployment %s/%s)", n, head.Namespace, head.Name)
+	}
+	d, err := webhook.DecodeYAML(body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if !webhook.Enabled(d) && !webhook.IsInjected(d) {
+		return body, nil
+	}
+	out, warnings, err := webhook.Inject(d, s)
+	for _, w := range warnings {
+		warn(name + ": " + w)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: denied: %w", name, err)
+	}
+	return webhook.EncodeYAML(out)
+}

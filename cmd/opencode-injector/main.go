@@ -1,0 +1,74 @@
+// Command opencode-injector is the webhook (serve), the init container's
+// job (seed), the offline injection (inject) and its version (version).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/angryninja/opencode-injector/seed"
+	"github.com/angryninja/opencode-injector/webhook"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `opencode-injector turns a labeled app-template Deployment into a persistent OpenCode workspace.
+
+Usage:
+  opencode-injector serve   [flags]   run the mutating admission webhook
+  opencode-injector inject  -f FILE   inject labeled Deployments in multi-document YAML (- reads stdin)
+  opencode-injector seed    [flags]   clone the repo and seed the login (the init container's job)
+  opencode-injector version           print the version
+
+Run "opencode-injector COMMAND -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return exitCode(serve(rest, stderr), stderr)
+	case "inject":
+		return injectCmd(rest, stdin, stdout, stderr)
+	case "seed":
+		return seed.Main(rest, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "opencode-injector %s (%s, contract %s)\n", version, runtime.Version(), webhook.ContractVersion)
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "opencode-injector: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case err == flag.ErrHelp:
+		return 0
+	default:
+		fmt.Fprintf(stderr, "opencode-injector: %v\n", err)
+		return 1
+	}
+}
+
+// defaultSettings are the injection flag defaults; the seed image is this
+// binary's own image at its own version.
+func defaultSettings() webhook.Settings {
+	return webhook.DefaultSettings(webhook.ImageRepository + ":" + version)
+}

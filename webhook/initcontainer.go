@@ -1,0 +1,131 @@
+package webhook
+
+import (
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+)
+
+// seedImageUser is the uid of the distroless nonroot user of the injector
+// image; it owns the volume when the pod forbids root but names no uid.
+const seedImageUser int64 = 65532
+
+// Fields the API server would default, set here so that an already injected
+// object produces an empty patch.
+const terminationMessagePath = "/dev/termination-log"
+
+var seedResources = corev1.ResourceRequirements{
+	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+	Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+}
+
+// seedContainer is the opencode-seed init container. It runs as the OpenCode
+// container's user, so that what it creates on the claim is that user's.
+func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *record) (corev1.Container, []string) {
+	env := []corev1.EnvVar{
+		{Name: EnvSeedRepo, Value: ws.RepoURL},
+		{Name: EnvSeedWorkspace, Value: ws.ClonePath()},
+		{Name: EnvSeedAuthSource, Value: AuthSourcePath},
+		{Name: EnvSeedAuthTarget, Value: AuthTargetPath},
+		{Name: EnvSeedAllowedHosts, Value: strings.Join(s.AllowedGitHosts, ",")},
+	}
+	if ws.Branch != "" {
+		env = append(env, corev1.EnvVar{Name: EnvSeedBranch, Value: ws.Branch})
+	}
+	env = append(env, homeEnv()...)
+	env = append(env, tokenEnv(ws))
+	sc, warnings := seedSecurityContext(ps, ci, rec)
+	return corev1.Container{
+		Name:    SeedContainerName,
+		Image:   s.SeedImage,
+		Command: []string{SeedBinaryPath},
+		Args:    []string{"seed"},
+		Env:     env,
+		VolumeMounts: []corev1.VolumeMount{
+			dataMount(),
+			{Name: AuthVolumeName, MountPath: AuthMountPath, ReadOnly: true},
+		},
+		Resources:                *seedResources.DeepCopy(),
+		SecurityContext:          sc,
+		TerminationMessagePath:   terminationMessagePath,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		ImagePullPolicy:          pullPolicy(s.SeedImage),
+	}, warnings
+}
+
+// seedSecurityContext is hardened, with the OpenCode container's effective
+// uid and gid. With no uid anywhere it is root, as the official OpenCode
+// image is (git refuses a repository owned by another user). A pod that
+// runs as a non-root uid without fsGroup gets one, or the seed could not
+// write to a fresh claim.
+func seedSecurityContext(ps *corev1.PodSpec, ci int, rec *record) (*corev1.SecurityContext, []string) {
+	csc := ps.Containers[ci].SecurityContext
+	if csc == nil {
+		csc = &corev1.SecurityContext{}
+	}
+	psc := ps.SecurityContext
+	if psc == nil {
+		psc = &corev1.PodSecurityContext{}
+	}
+	uid := firstSet(csc.RunAsUser, psc.RunAsUser)
+	gid := firstSet(csc.RunAsGroup, psc.RunAsGroup)
+	nonRoot := firstSet(csc.RunAsNonRoot, psc.RunAsNonRoot)
+
+	sc := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		RunAsGroup:               gid,
+	}
+	var warnings []string
+	owner := uid
+	switch {
+	case uid != nil:
+		sc.RunAsUser = uid
+	case nonRoot != nil && *nonRoot:
+		owner = ptr.To(seedImageUser)
+		warnings = append(warnings, "container "+ps.Containers[ci].Name+" requires runAsNonRoot but sets no runAsUser: "+
+			"opencode-seed runs as the image's user "+strconv.FormatInt(seedImageUser, 10)+"; set runAsUser so both run as the same user")
+	default:
+		sc.RunAsUser = ptr.To[int64](0)
+	}
+	if owner != nil && *owner != 0 && psc.FSGroup == nil {
+		group := *owner
+		if gid != nil {
+			group = *gid
+		}
+		if ps.SecurityContext == nil {
+			ps.SecurityContext = &corev1.PodSecurityContext{}
+		}
+		ps.SecurityContext.FSGroup = ptr.To(group)
+		rec.FSGroupAdded = true
+		warnings = append(warnings, "spec.template.spec.securityContext.fsGroup set to "+strconv.FormatInt(group, 10)+
+			" so that a non-root user can write to the workspace claim; set fsGroup yourself to choose it")
+	}
+	return sc, warnings
+}
+
+func firstSet[T any](vals ...*T) *T {
+	for _, v := range vals {
+		if v != nil {
+			return ptr.To(*v)
+		}
+	}
+	return nil
+}
+
+// pullPolicy is the API server's default for the image.
+func pullPolicy(image string) corev1.PullPolicy {
+	if strings.Contains(image, "@") {
+		return corev1.PullIfNotPresent
+	}
+	name := image[strings.LastIndex(image, "/")+1:]
+	if _, tag, ok := strings.Cut(name, ":"); !ok || tag == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
