@@ -41,7 +41,9 @@ func homeEnv() []corev1.EnvVar {
 
 // tokenEnv is the optional GitHub token; without the key git and the seed
 // work anonymously.
-func tokenEnv(ws Workspace) corev1.EnvVar { return secretEnv(EnvToken, ws.Secret, SecretKeyToken, true) }
+func tokenEnv(ws Workspace) corev1.EnvVar {
+	return secretEnv(EnvToken, ws.Secret, SecretKeyToken, true)
+}
 
 // credentialHelper answers git's "get" with the token from the environment,
 // so no token is ever written to disk.

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 
-	appsv1 "k8s.io/api/apps/v1"
 	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )

@@ -22,12 +22,16 @@ func Inject(in *appsv1.Deployment, s Settings) (*appsv1.Deployment, []string, er
 	}
 	d := in.DeepCopy()
 	var warnings []string
-	if IsInjected(d) {
+	injected := IsInjected(d)
+	if injected {
 		if w := strip(d, s); w != "" {
 			warnings = append(warnings, w)
 		}
 	}
 	if !Enabled(d) {
+		if injected {
+			warnings = append(warnings, "label "+LabelInject+" removed: the workspace injection was removed; the claim and its data are kept")
+		}
 		return d, warnings, nil
 	}
 	warnings = append(warnings, unknownKeyWarnings(d.Annotations)...)

@@ -1,0 +1,169 @@
+package webhook
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .injected.yaml files")
+
+// testSettings are the flag defaults with a fixed seed image.
+func testSettings() Settings { return DefaultSettings(ImageRepository + ":v0.0.0-test") }
+
+// goldenCases maps each case name to its input: the Deployment of every
+// testdata/<case>.yaml and of the rendered app-template fixtures.
+func goldenCases(t *testing.T) map[string]*appsv1.Deployment {
+	t.Helper()
+	cases := map[string]*appsv1.Deployment{}
+	inputs, _ := filepath.Glob("testdata/*.yaml")
+	fixtures, _ := filepath.Glob("../test/fixtures/app-template/*.rendered.yaml")
+	for _, f := range append(inputs, fixtures...) {
+		if strings.HasSuffix(f, ".injected.yaml") {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".yaml"), ".rendered")
+		if strings.Contains(f, "fixtures") {
+			name = "app-template-" + name
+		}
+		cases[name] = readDeployment(t, f)
+	}
+	if len(cases) < 14 {
+		t.Fatalf("found only %d golden cases", len(cases))
+	}
+	return cases
+}
+
+// readDeployment returns the one Deployment document of a file.
+func readDeployment(t *testing.T, file string) *appsv1.Deployment {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+	for {
+		doc, err := r.Read()
+		if err != nil {
+			t.Fatalf("%s: no Deployment document (%v)", file, err)
+		}
+		if bytes.Contains(doc, []byte("kind: Deployment")) {
+			d, err := DecodeYAML(doc)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			return d
+		}
+	}
+}
+
+// render is the golden form: warnings or the denial as comments, then YAML.
+func render(t *testing.T, out *appsv1.Deployment, warnings []string, err error) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, w := range warnings {
+		b.WriteString("# warning: " + w + "\n")
+	}
+	if err != nil {
+		b.WriteString("# denied: " + err.Error() + "\n")
+		return b.Bytes()
+	}
+	y, encErr := EncodeYAML(out)
+	if encErr != nil {
+		t.Fatal(encErr)
+	}
+	b.Write(y)
+	return b.Bytes()
+}
+
+func TestGolden(t *testing.T) {
+	for name, in := range goldenCases(t) {
+		t.Run(name, func(t *testing.T) {
+			out, warnings, err := Inject(in, testSettings())
+			got := render(t, out, warnings, err)
+			golden := filepath.Join("testdata", name+".injected.yaml")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, readErr := os.ReadFile(golden)
+			if readErr != nil {
+				t.Fatalf("%v (run go test ./webhook -update to create it)", readErr)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("%s differs (-golden +got; go test ./webhook -update rewrites it):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+// TestInjectTwiceChangesNothing: the injected output injected again is the
+// same object, byte for byte, which is what keeps Flux from rolling pods.
+func TestInjectTwiceChangesNothing(t *testing.T) {
+	for name, in := range goldenCases(t) {
+		t.Run(name, func(t *testing.T) {
+			once, _, err := Inject(in, testSettings())
+			if err != nil {
+				t.Skipf("denied case: %v", err)
+			}
+			twice, _, err := Inject(once, testSettings())
+			if err != nil {
+				t.Fatalf("second injection denied: %v", err)
+			}
+			a, _ := EncodeYAML(once)
+			b, _ := EncodeYAML(twice)
+			if diff := cmp.Diff(string(a), string(b)); diff != "" {
+				t.Errorf("second injection changed the object:\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRemovingLabelRestoresOriginal: un-injection gives back exactly what
+// the user wrote.
+func TestRemovingLabelRestoresOriginal(t *testing.T) {
+	for name, in := range goldenCases(t) {
+		t.Run(name, func(t *testing.T) {
+			if IsInjected(in) {
+				t.Skip("the input is injected already: its original is not known")
+			}
+			out, _, err := Inject(in, testSettings())
+			if err != nil || !IsInjected(out) {
+				t.Skip("not injected")
+			}
+			delete(out.Labels, LabelInject)
+			restored, _, err := Inject(out, testSettings())
+			if err != nil {
+				t.Fatalf("un-injection denied: %v", err)
+			}
+			want := in.DeepCopy()
+			delete(want.Labels, LabelInject)
+			if !equality.Semantic.DeepEqual(want, restored) {
+				a, _ := EncodeYAML(want)
+				b, _ := EncodeYAML(restored)
+				t.Errorf("not restored (-original +restored):\n%s", cmp.Diff(string(a), string(b)))
+			}
+		})
+	}
+}
+
+func TestInjectDoesNotModifyInput(t *testing.T) {
+	in := readDeployment(t, "testdata/env-collision.yaml")
+	before := in.DeepCopy()
+	if _, _, err := Inject(in, testSettings()); err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(before, in) {
+		t.Error("Inject modified its input")
+	}
+}
