@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bufio"
 	"bytes"
 	"flag"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .injected.yaml files")
@@ -43,27 +41,18 @@ func goldenCases(t *testing.T) map[string]*appsv1.Deployment {
 	return cases
 }
 
-// readDeployment returns the one Deployment document of a file.
+// readDeployment returns the Deployment document of a file.
 func readDeployment(t *testing.T, file string) *appsv1.Deployment {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
-	for {
-		doc, err := r.Read()
-		if err != nil {
-			t.Fatalf("%s: no Deployment document (%v)", file, err)
-		}
-		if bytes.Contains(doc, []byte("kind: Deployment")) {
-			d, err := DecodeYAML(doc)
-			if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			return d
-		}
+	d, err := FirstDeployment(b)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
 	}
+	return d
 }
 
 // render is the golden form: warnings or the denial as comments, then YAML.

@@ -1,11 +1,15 @@
 package webhook
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -34,4 +38,20 @@ func EncodeYAML(d *appsv1.Deployment) ([]byte, error) {
 		}
 	}
 	return yaml.Marshal(u)
+}
+
+// FirstDeployment decodes the first Deployment document of a
+// multi-document manifest, such as a rendered app-template chart.
+func FirstDeployment(manifest []byte) (*appsv1.Deployment, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(manifest)))
+	for {
+		doc, err := r.Read()
+		if err != nil {
+			return nil, fmt.Errorf("no Deployment in the manifest: %w", err)
+		}
+		var head metav1.TypeMeta
+		if yaml.Unmarshal(doc, &head) == nil && head.Kind == "Deployment" {
+			return DecodeYAML(doc)
+		}
+	}
 }

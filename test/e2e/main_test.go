@@ -1,0 +1,100 @@
+// Package e2e runs the webhook against a real kube-apiserver and etcd
+// (envtest), registered from deploy/'s MutatingWebhookConfiguration.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/angryninja/opencode-injector/test/testenv"
+	"github.com/angryninja/opencode-injector/webhook"
+)
+
+var (
+	env      *testenv.Env
+	root     string
+	settings = webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-e2e")
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	if root, err = testenv.Root(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if env, err = testenv.Start(root, settings); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop:", err)
+	}
+	os.Exit(code)
+}
+
+// warnings collects the Warning headers the API server returns.
+type warnings struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, msg)
+}
+
+func (w *warnings) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.list...)
+}
+
+// warningClient is a client whose warnings the test can read.
+func warningClient(t *testing.T) (client.Client, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandler = w
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, w
+}
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-", Labels: labels}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// fixture is the Deployment of a rendered app-template fixture, placed in ns.
+func fixture(t *testing.T, name, ns string) *appsv1.Deployment {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "test", "fixtures", "app-template", name+".rendered.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := webhook.FirstDeployment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Namespace = ns
+	return d
+}

@@ -1,0 +1,178 @@
+// Package testenv starts what the end-to-end tests and `make demo` need: a
+// real kube-apiserver and etcd (envtest), the MutatingWebhookConfiguration
+// from deploy/ with only its clientConfig swapped, and the injector's own
+// manager serving it on 127.0.0.1.
+package testenv
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/angryninja/opencode-injector/webhook"
+)
+
+// Root is the repository root: the nearest directory above the working
+// directory that holds go.mod.
+func Root() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Assets returns the directory of kube-apiserver and etcd: KUBEBUILDER_ASSETS
+// when set, else what hack/envtest-assets.sh builds (cached after the first
+// run).
+func Assets(root string) (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	cmd := exec.Command("bash", filepath.Join(root, "hack", "envtest-assets.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("build envtest assets: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Render builds a kustomize directory, like `kubectl kustomize DIR`, and
+// returns its documents.
+func Render(dir string) ([][]byte, error) {
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	var docs [][]byte
+	for _, r := range resMap.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, y)
+	}
+	return docs, nil
+}
+
+// WebhookConfiguration is deploy/'s MutatingWebhookConfiguration, as
+// kustomize renders it.
+func WebhookConfiguration(root string) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	docs, err := Render(filepath.Join(root, "deploy"))
+	if err != nil {
+		return nil, err
+	}
+	for _, doc := range docs {
+		var cfg admissionregistrationv1.MutatingWebhookConfiguration
+		if err := yaml.Unmarshal(doc, &cfg); err != nil {
+			return nil, err
+		}
+		if cfg.Kind == "MutatingWebhookConfiguration" {
+			return &cfg, nil
+		}
+	}
+	return nil, errors.New("deploy/ renders no MutatingWebhookConfiguration")
+}
+
+// Env is a running control plane with the webhook registered and served.
+type Env struct {
+	Env    *envtest.Environment
+	Config *rest.Config
+	Client client.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start starts kube-apiserver and etcd, registers deploy/'s webhook
+// configuration and serves it with webhook.NewManager and settings s.
+func Start(root string, s webhook.Settings) (*Env, error) {
+	assets, err := Assets(root)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := WebhookConfiguration(root)
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{cfg},
+		},
+	}
+	restCfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", assets, err)
+	}
+	e := &Env{Env: env, Config: restCfg, done: make(chan error, 1)}
+	wio := env.WebhookInstallOptions
+	mgr, err := webhook.NewManager(restCfg, s, webhook.ServerOptions{
+		Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
+		MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	var ctx context.Context
+	ctx, e.cancel = context.WithCancel(context.Background())
+	go func() { e.done <- mgr.Start(ctx) }()
+	if err := waitForTLS(net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort))); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	if e.Client, err = client.New(restCfg, client.Options{}); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+func waitForTLS(addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness only
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook server on %s not up: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop shuts the webhook, kube-apiserver and etcd down.
+func (e *Env) Stop() error {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+	}
+	return e.Env.Stop()
+}
