@@ -20,8 +20,8 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	s := defaultSettings()
 	s.AddFlags(fs)
 	file := fs.String("f", "", "multi-document YAML to read (- for stdin)")
-	if err := fs.Parse(args); err != nil {
-		return exitCode(err, stderr)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *file == "" {
 		fmt.Fprintln(stderr, "opencode-injector inject: -f FILE is required (- reads stdin)")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,7 +39,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return exitCode(serve(rest, stderr), stderr)
+		return serve(rest, stderr)
 	case "inject":
 		return injectCmd(rest, stdin, stdout, stderr)
 	case "seed":
@@ -55,15 +56,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 }
 
-func exitCode(err error, stderr io.Writer) int {
-	switch {
+// parseFlags parses args; on failure the flag package has already printed
+// the problem and the usage, and it returns the exit code.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	switch err := fs.Parse(args); {
 	case err == nil:
-		return 0
-	case err == flag.ErrHelp:
-		return 0
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
 	default:
-		fmt.Fprintf(stderr, "opencode-injector: %v\n", err)
-		return 1
+		return 2, false
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
-func serve(args []string, stderr io.Writer) error {
+func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	s := defaultSettings()
@@ -24,19 +24,26 @@ func serve(args []string, stderr io.Writer) error {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease (not needed to serve the webhook: every replica serves)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("serve")
 	o.LeaderElectionNamespace = os.Getenv("POD_NAMESPACE")
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return err
+		log.Error(err, "no Kubernetes API configuration")
+		return 1
 	}
 	mgr, err := webhook.NewManager(cfg, s, o)
 	if err != nil {
-		return err
+		log.Error(err, "cannot start")
+		return 1
 	}
-	ctrl.Log.Info("serving", "version", version, "seedImage", s.SeedImage, "allowedGitHosts", s.AllowedGitHosts, "port", o.Port)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	log.Info("serving", "version", version, "seedImage", s.SeedImage, "allowedGitHosts", s.AllowedGitHosts, "port", o.Port, "certDir", o.CertDir)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "stopped")
+		return 1
+	}
+	return 0
 }

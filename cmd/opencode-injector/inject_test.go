@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+const fluxFixture = "../../test/fixtures/app-template/flux.rendered.yaml"
+
+func runInject(t *testing.T, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(append([]string{"inject"}, args...), bytes.NewReader(stdin), &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+// splitOnDeployment returns the text before and after the Deployment
+// document of the flux fixture.
+func splitOnDeployment(t *testing.T, s string) (before, after string) {
+	t.Helper()
+	i := strings.Index(s, "apiVersion: apps/v1\nkind: Deployment")
+	j := strings.Index(s, "# Source: app-template/templates/common.yaml\napiVersion: gateway.networking.k8s.io/v1")
+	if i < 0 || j < i {
+		t.Fatalf("unexpected layout:\n%s", s)
+	}
+	return s[:i], s[j:]
+}
+
+func TestInjectKeepsOtherDocumentsByteForByte(t *testing.T) {
+	in, err := os.ReadFile(fluxFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runInject(t, nil, "-f", fluxFixture, "--seed-image", "example.com/seed:1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	inBefore, inAfter := splitOnDeployment(t, string(in))
+	outBefore, outAfter := splitOnDeployment(t, out)
+	if inBefore != outBefore || inAfter != outAfter {
+		t.Errorf("documents around the Deployment changed:\n--- before\n%s\n--- after\n%s", outBefore, outAfter)
+	}
+	if !strings.Contains(out, "image: example.com/seed:1") || !strings.Contains(out, "name: opencode-seed") {
+		t.Errorf("the Deployment was not injected with the flag's seed image:\n%s", out)
+	}
+	again, _, code := runInject(t, []byte(out), "-f", "-", "--seed-image", "example.com/seed:1")
+	if code != 0 || again != out {
+		t.Errorf("injecting the output again changed it (exit %d)", code)
+	}
+}
+
+func TestInjectInvalidDocument(t *testing.T) {
+	in, err := os.ReadFile(fluxFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(in), "angryninja/k8s-cluster", "git@github.com:angryninja/k8s-cluster.git", 1)
+	out, stderr, code := runInject(t, []byte(bad), "-f", "-")
+	if code != 1 || out != "" {
+		t.Errorf("exit %d with stdout %q; want 1 and nothing", code, out)
+	}
+	for _, want := range []string{"document 3 (Deployment opencode/opencode-flux)", "annotation opencode.angryninja.cloud/repo", "scp-style"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, stderr)
+		}
+	}
+	out, stderr, code = runInject(t, []byte("a: [unclosed\n---\nkind: Service\n"), "-f", "-")
+	if code != 1 || out != "" || !strings.Contains(stderr, "document 1: invalid YAML") {
+		t.Errorf("broken YAML: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
+
+func TestInjectWarningsGoToStderr(t *testing.T) {
+	in, err := os.ReadFile("../../webhook/testdata/rolling-update.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runInject(t, in, "-f", "-")
+	if code != 0 || !strings.Contains(stderr, "warning: document 1 (Deployment rolling): spec.strategy RollingUpdate replaced by Recreate") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if strings.Contains(out, "warning") {
+		t.Error("a warning reached stdout")
+	}
+}
+
+func TestInjectFlagErrors(t *testing.T) {
+	if _, stderr, code := runInject(t, nil); code != 2 || !strings.Contains(stderr, "-f FILE is required") {
+		t.Errorf("no -f: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code := runInject(t, nil, "-f", "-", "--default-limits", "cpu"); code != 2 || !strings.Contains(stderr, "want name=quantity") {
+		t.Errorf("bad limits: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code := runInject(t, nil, "-f", "-", "--allowed-git-hosts", "https://github.com"); code != 2 || !strings.Contains(stderr, "without scheme") {
+		t.Errorf("bad hosts: exit %d, %s", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"version"}, nil, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "opencode-injector dev") {
+		t.Errorf("exit %d: %s", code, out.String())
+	}
+}
