@@ -164,4 +164,3 @@ func wait(env *testenv.Env, root string) error {
 }
 
 func step(s string) { fmt.Println("\n==> " + s) }
-
