@@ -1,14 +1,182 @@
 // Package seed is what the opencode-seed init container does on every pod
-// start: clone the repository once, seed the Copilot login, lay out HOME.
+// start: lay out HOME, clone the repository once, seed the Copilot login.
+// Every path and value comes from env or flags, so it runs outside a pod too.
 package seed
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/angryninja/opencode-injector/webhook"
 )
+
+// Exit codes of `opencode-injector seed`.
+const (
+	ExitOK        = 0
+	ExitUsage     = 2 // usage or configuration
+	ExitAuth      = 3 // authentication or authorization (401/403)
+	ExitNotFound  = 4 // repository or branch not found
+	ExitNetwork   = 5 // network, DNS, TLS or timeout
+	ExitDisk      = 6 // disk full or permission denied
+	ExitWorkspace = 7 // the workspace path holds something else
+)
+
+// Env names the seed reads besides the contract's OPENCODE_SEED_*.
+const (
+	EnvStallTimeout = "OPENCODE_SEED_STALL_TIMEOUT"
+	defaultStall    = 60 * time.Second
+)
+
+// Config is everything one run needs.
+type Config struct {
+	Repo         string   // https URL (or owner/name) on an allowed host
+	Branch       string   // empty: the remote's default
+	Workspace    string   // where the clone lives
+	AuthSource   string   // auth.json from the Secret; may be absent
+	AuthTarget   string   // auth.json on the claim
+	AllowedHosts []string // hosts the repo may come from and the token may go to
+	Dirs         []string // HOME and the XDG directories to create
+	Token        string   // GITHUB_TOKEN; never printed
+	StallTimeout time.Duration
+}
+
+// Error is a failure with its exit code and a message that says what to do.
+type Error struct {
+	Code int
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Msg
+	}
+	return e.Msg + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(code int, err error, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...), Err: err}
+}
 
 // Main runs `opencode-injector seed` and returns its exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "seed: not implemented yet")
-	return 2
+	cfg, err := parse(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "seed: %v\n", err)
+		return ExitUsage
+	}
+	report := func(format string, args ...any) {
+		fmt.Fprintln(stdout, redactToken("seed: "+fmt.Sprintf(format, args...), cfg.Token))
+	}
+	if err := Run(context.Background(), cfg, report); err != nil {
+		code := ExitUsage
+		var se *Error
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		fmt.Fprintln(stderr, redactToken("seed: "+err.Error(), cfg.Token))
+		return code
+	}
+	return ExitOK
+}
+
+func parse(args []string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := Config{Token: os.Getenv(webhook.EnvToken)}
+	env := os.Getenv
+	fs.StringVar(&cfg.Repo, "repo", env(webhook.EnvSeedRepo), "repository URL, https only (env "+webhook.EnvSeedRepo+")")
+	fs.StringVar(&cfg.Branch, "branch", env(webhook.EnvSeedBranch), "branch of the first clone; empty: the remote's default (env "+webhook.EnvSeedBranch+")")
+	fs.StringVar(&cfg.Workspace, "workspace", env(webhook.EnvSeedWorkspace), "path of the clone (env "+webhook.EnvSeedWorkspace+")")
+	fs.StringVar(&cfg.AuthSource, "auth-source", env(webhook.EnvSeedAuthSource), "auth.json from the Secret, may be absent (env "+webhook.EnvSeedAuthSource+")")
+	fs.StringVar(&cfg.AuthTarget, "auth-target", env(webhook.EnvSeedAuthTarget), "auth.json on the claim (env "+webhook.EnvSeedAuthTarget+")")
+	hosts := fs.String("allowed-git-hosts", env(webhook.EnvSeedAllowedHosts), "comma-separated hosts (host or host:port) the repo may come from (env "+webhook.EnvSeedAllowedHosts+")")
+	stall := env(EnvStallTimeout)
+	if stall == "" {
+		stall = defaultStall.String()
+	}
+	stallFlag := fs.String("stall-timeout", stall, "give up when a transfer sends nothing for this long (env "+EnvStallTimeout+")")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: opencode-injector seed [flags]\n\nThe token comes only from env "+webhook.EnvToken+
+			"; HOME and XDG_*_HOME from env name the directories to create.\nExit codes: 0 done, 2 usage, 3 authentication, 4 not found, 5 network or timeout, 6 disk or permission, 7 workspace holds something else.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if cfg.StallTimeout, err = time.ParseDuration(*stallFlag); err != nil || cfg.StallTimeout <= 0 {
+		return cfg, fmt.Errorf("--stall-timeout %q: give a positive duration like 60s", *stallFlag)
+	}
+	if cfg.AllowedHosts, err = webhook.ParseHosts(*hosts); err != nil {
+		return cfg, fmt.Errorf("--allowed-git-hosts: %w", err)
+	}
+	for _, name := range []string{webhook.EnvHome, webhook.EnvXDGData, webhook.EnvXDGConfig, webhook.EnvXDGState, webhook.EnvXDGCache} {
+		if dir := env(name); dir != "" {
+			cfg.Dirs = append(cfg.Dirs, dir)
+		}
+	}
+	return cfg, nil
+}
+
+// Run lays out HOME, makes sure the workspace holds the clone, and seeds
+// auth.json. It reports what it did through report.
+func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
+	url, _, err := webhook.ParseRepo(cfg.Repo, cfg.AllowedHosts)
+	if err != nil {
+		return fail(ExitUsage, nil, "repo: %v", err)
+	}
+	if !filepath.IsAbs(cfg.Workspace) {
+		return fail(ExitUsage, nil, "--workspace %q: give an absolute path", cfg.Workspace)
+	}
+	if err := checkBranch(cfg.Branch); err != nil {
+		return fail(ExitUsage, nil, "--branch: %v", err)
+	}
+	// The clone goes first: when it fails, the claim is left as it was.
+	if err := ensureClone(ctx, url, cfg, report); err != nil {
+		return err
+	}
+	for _, dir := range cfg.Dirs {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return diskError(err, "create %s", dir)
+		}
+	}
+	if cfg.AuthTarget != "" {
+		outcome, err := seedAuth(cfg.AuthSource, cfg.AuthTarget)
+		if err != nil {
+			return err
+		}
+		report("auth.json: %s", outcome)
+	}
+	return nil
+}
+
+func checkBranch(b string) error {
+	if b == "" {
+		return nil
+	}
+	return webhook.ValidateBranch(b)
+}
+
+// redactToken hides the token should any message ever carry it.
+func redactToken(s, token string) string {
+	if token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, token, "REDACTED")
 }

@@ -51,11 +51,11 @@ func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 	a := d.Annotations
 	w := Workspace{Secret: s.DefaultSecret, Claim: d.Name}
 	var err error
-	if w.RepoURL, w.RepoName, err = parseRepo(a[AnnotationRepo], s.AllowedGitHosts); err != nil {
+	if w.RepoURL, w.RepoName, err = ParseRepo(a[AnnotationRepo], s.AllowedGitHosts); err != nil {
 		return w, err
 	}
 	if b, ok := a[AnnotationBranch]; ok {
-		if err := validateBranch(b); err != nil {
+		if err := ValidateBranch(b); err != nil {
 			return w, err
 		}
 		w.Branch = b
@@ -89,8 +89,9 @@ func validateName(v string, subdomain bool) []string {
 	return validation.IsDNS1123Label(v)
 }
 
-// parseRepo returns the normalized https URL and the repository's name.
-func parseRepo(v string, allowed []string) (string, string, error) {
+// ParseRepo validates a repo annotation value against the allowed hosts and
+// returns the normalized https URL and the repository's name.
+func ParseRepo(v string, allowed []string) (string, string, error) {
 	bad := func(problem, fix string) (string, string, error) {
 		return "", "", &AnnotationError{AnnotationRepo, redact(v), problem, fix}
 	}
@@ -136,9 +137,9 @@ func parseRepo(v string, allowed []string) (string, string, error) {
 	return "https://" + host + "/" + segs[0] + "/" + segs[1] + ".git", segs[1], nil
 }
 
-// validateBranch applies git's ref rules to refs/heads/<b>, plus a ban on a
+// ValidateBranch applies git's ref rules to refs/heads/<b>, plus a ban on a
 // leading '-' that git check-ref-format --branch also refuses.
-func validateBranch(b string) error {
+func ValidateBranch(b string) error {
 	if b == "" || strings.HasPrefix(b, "-") || strings.ContainsAny(b, " \t\n") || plumbing.ReferenceName("refs/heads/"+b).Validate() != nil {
 		return &AnnotationError{AnnotationBranch, redact(b), "is not a valid git branch name",
 			"give a branch like main or release/1.2 (no spaces, '..', '~^:?*[\\', leading '-' or '/', trailing '.lock'), or remove the annotation to use the remote's default branch"}

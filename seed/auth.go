@@ -1,0 +1,99 @@
+package seed
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+)
+
+// seededSuffix names the file beside auth.json that records the SHA-256 of
+// what was last seeded (a digest, not a second copy of the tokens).
+const seededSuffix = ".seeded"
+
+// seedAuth applies the three-way rule: seed auth.json when absent; keep a
+// file that changed on the volume (OpenCode rewrites it on login); follow a
+// rotated Secret only while the file is exactly what was last seeded.
+func seedAuth(source, target string) (string, error) {
+	src, err := os.ReadFile(source)
+	if source == "" || errors.Is(err, os.ErrNotExist) {
+		return "the Secret has no auth.json; nothing to seed", nil
+	}
+	if err != nil {
+		return "", diskError(err, "read %s", source)
+	}
+	record := target + seededSuffix
+	cur, err := os.ReadFile(target)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := seedFile(target, record, src); err != nil {
+			return "", err
+		}
+		return "seeded from the Secret", nil
+	case err != nil:
+		return "", diskError(err, "read %s", target)
+	}
+	last, _ := os.ReadFile(record)
+	switch {
+	case bytes.Equal(cur, src):
+		if string(last) != digest(src) {
+			// Same bytes as the Secret: record them, so a later rotation is followed.
+			if err := writeAtomic(record, []byte(digest(src))); err != nil {
+				return "", err
+			}
+		}
+		return "up to date with the Secret", nil
+	case string(last) == digest(cur):
+		if err := seedFile(target, record, src); err != nil {
+			return "", err
+		}
+		return "updated: the Secret's copy changed and the file was untouched since the last seed", nil
+	default:
+		return "kept: it changed on the volume since the last seed (a newer login)", nil
+	}
+}
+
+func seedFile(target, record string, content []byte) error {
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return diskError(err, "create %s", filepath.Dir(target))
+	}
+	if err := writeAtomic(target, content); err != nil {
+		return err
+	}
+	return writeAtomic(record, []byte(digest(content)))
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// writeAtomic writes a 0600 file through a temporary sibling and a rename,
+// so a crash never leaves half a file.
+func writeAtomic(path string, content []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return diskError(err, "write %s", path)
+	}
+	tmp := f.Name()
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(content)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return diskError(err, "write %s", path)
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+// Package gitserver is a real git smart-HTTP server for tests, benchmarks
+// and the demo: `git http-backend` behind net/http/cgi on an HTTPS server on
+// 127.0.0.1, with basic auth and faults on demand.
+package gitserver
+
+import (
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// User is the basic-auth user GitHub expects with a token.
+const User = "x-access-token"
+
+// Fault makes the server misbehave while it sends a pack.
+type Fault int32
+
+const (
+	FaultNone  Fault = iota
+	FaultAbort       // drop the connection in the middle of the pack
+	FaultStall       // stop sending in the middle of the pack, keep the connection open
+)
+
+// Server serves the bare repositories under Root as https://Host/<path>.
+type Server struct {
+	Root   string // directory of bare repositories, owner/name.git
+	URL    string // https://127.0.0.1:port
+	Host   string // 127.0.0.1:port
+	CAFile string // PEM of the server's certificate, for SSL_CERT_FILE
+	Token  string // the password basic auth requires
+
+	requests atomic.Int64
+	fault    atomic.Int32
+	srv      *httptest.Server
+	stop     chan struct{}
+}
+
+// Start serves root with basic auth (User, token); caDir receives the CA file.
+func Start(root, token, caDir string) (*Server, error) {
+	backend, err := backendPath()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Root: root, Token: token, stop: make(chan struct{})}
+	cgiHandler := &cgi.Handler{
+		Path: backend,
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		if user, pass, ok := r.BasicAuth(); !ok || user != User || pass != s.Token {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		if Fault(s.fault.Load()) != FaultNone && strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
+			w = &faultyWriter{ResponseWriter: w, fault: Fault(s.fault.Load()), stop: s.stop, req: r}
+		}
+		cgiHandler.ServeHTTP(w, r)
+	}))
+	u, _ := url.Parse(s.srv.URL)
+	s.URL, s.Host = s.srv.URL, u.Host
+	s.CAFile = filepath.Join(caDir, "git-server-ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+	if err := os.WriteFile(s.CAFile, pemBytes, 0o644); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// RepoURL is the https URL of owner/name.
+func (s *Server) RepoURL(owner, name string) string { return s.URL + "/" + owner + "/" + name + ".git" }
+
+// Requests is how many HTTP requests the server has received.
+func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// SetFault changes how the next packs are sent.
+func (s *Server) SetFault(f Fault) { s.fault.Store(int32(f)) }
+
+// Close stops the server and releases stalled requests.
+func (s *Server) Close() {
+	close(s.stop)
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// faultyWriter passes the first bytes of a pack through, then aborts or
+// stalls.
+type faultyWriter struct {
+	http.ResponseWriter
+	fault   Fault
+	stop    chan struct{}
+	req     *http.Request
+	written int
+}
+
+const faultAfterBytes = 4096
+
+func (f *faultyWriter) Write(b []byte) (int, error) {
+	if f.written >= faultAfterBytes {
+		if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+			fl.Flush()
+		}
+		if f.fault == FaultStall {
+			select {
+			case <-f.req.Context().Done():
+			case <-f.stop:
+			}
+		}
+		panic(http.ErrAbortHandler) // drops the connection mid-body
+	}
+	n, err := f.ResponseWriter.Write(b)
+	f.written += n
+	return n, err
+}
+
+func backendPath() (string, error) {
+	out, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		return "", fmt.Errorf("git --exec-path (is git installed?): %w", err)
+	}
+	p := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("git http-backend: %w", err)
+	}
+	return p, nil
+}
+
+// Git runs git with a clean configuration and fixed identity and dates, so
+// generated repositories are reproducible.
+func Git(dir string, args ...string) error {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME="+dir,
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
+	)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// MakeRepo creates the bare repository root/owner/name.git with files
+// files (spread over directories) and commits commits on branch main, plus
+// a branch "other" with one more commit.
+func MakeRepo(root, owner, name string, files, commits int) error {
+	work, err := os.MkdirTemp("", "gitserver-work-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := Git(work, "init", "-q", "-b", "main"); err != nil {
+		return err
+	}
+	for c := 0; c < commits; c++ {
+		for f := 0; f < files; f++ {
+			// The first commit writes every file, later ones change a slice of them.
+			if c > 0 && f%commits != c {
+				continue
+			}
+			p := filepath.Join(work, "dir"+strconv.Itoa(f%50), "file"+strconv.Itoa(f)+".txt")
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			content := fmt.Sprintf("file %d, commit %d\n%s", f, c, strings.Repeat("opencode workspace line\n", 1+f%20))
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				return err
+			}
+		}
+		if err := Git(work, "add", "-A"); err != nil {
+			return err
+		}
+		if err := Git(work, "commit", "-q", "-m", "commit "+strconv.Itoa(c)); err != nil {
+			return err
+		}
+	}
+	if err := Git(work, "checkout", "-q", "-b", "other"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "OTHER"), []byte("other branch\n"), 0o644); err != nil {
+		return err
+	}
+	if err := Git(work, "add", "-A"); err != nil {
+		return err
+	}
+	if err := Git(work, "commit", "-q", "-m", "other"); err != nil {
+		return err
+	}
+	if err := Git(work, "checkout", "-q", "main"); err != nil {
+		return err
+	}
+	bare := filepath.Join(root, owner, name+".git")
+	if err := os.MkdirAll(filepath.Dir(bare), 0o755); err != nil {
+		return err
+	}
+	return Git(root, "clone", "-q", "--bare", work, bare)
+}
