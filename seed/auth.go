@@ -13,10 +13,10 @@ import (
 // what was last seeded (a digest, not a second copy of the tokens).
 const seededSuffix = ".seeded"
 
-// seedAuth applies the three-way rule: seed auth.json when absent; keep a
+// SeedAuth applies the three-way rule: seed auth.json when absent; keep a
 // file that changed on the volume (OpenCode rewrites it on login); follow a
 // rotated Secret only while the file is exactly what was last seeded.
-func seedAuth(source, target string) (string, error) {
+func SeedAuth(source, target string) (string, error) {
 	src, err := os.ReadFile(source)
 	if source == "" || errors.Is(err, os.ErrNotExist) {
 		return "the Secret has no auth.json; nothing to seed", nil

@@ -46,8 +46,8 @@ func setup(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("build: %v: %s", err, out)
 	}
 	repos := filepath.Join(dir, "repos")
-	for _, name := range []string{"tools", "other"} {
-		if err := gitserver.MakeRepo(repos, "acme", name, 40, 3); err != nil {
+	for _, r := range [][2]string{{"acme", "tools"}, {"acme", "other"}, {"angryninja", "k8s-cluster"}} {
+		if err := gitserver.MakeRepo(repos, r[0], r[1], 40, 3); err != nil {
 			return 1, err
 		}
 	}

@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
 		}
 	}
 	if cfg.AuthTarget != "" {
-		outcome, err := seedAuth(cfg.AuthSource, cfg.AuthTarget)
+		outcome, err := SeedAuth(cfg.AuthSource, cfg.AuthTarget)
 		if err != nil {
 			return err
 		}
