@@ -33,9 +33,13 @@ demo:
 demo-keep:
 	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) run ./hack/demo -keep
 
-# Benchmarks print their figures beside the baseline measured in the same run.
+# Benchmarks print their figures beside the baseline measured in the same
+# run: seed vs git clone, seed restart vs process start, Inject vs the JSON
+# round trip of every admission review.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	$(GO) test -run '^$$' -bench Inject -benchmem -count=1 ./webhook
+	$(GO) test -run '^$$' -bench FirstClone -benchtime 3x -count=1 ./seed
+	$(GO) test -run '^$$' -bench Restart -benchtime 20x -count=1 ./seed
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t ghcr.io/angryninja/opencode-injector:$(VERSION) .

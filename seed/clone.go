@@ -14,11 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // tempPrefix names the temporary sibling a clone is made in; a clone
@@ -133,7 +136,7 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	if cfg.Branch != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(cfg.Branch)
 	}
-	if _, err := git.PlainCloneContext(ctx, tmp, false, opts); err != nil {
+	if err := cloneInto(ctx, tmp, opts); err != nil {
 		cleanup()
 		return classify(err, url, cfg, stalled.Load())
 	}
@@ -147,6 +150,23 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	}
 	report("cloned %s (%s) into %s in %s", url, branch, ws, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// cloneInto is git.PlainCloneContext with the pack files kept open: the
+// checkout reads every object from them, and reopening the pack for each
+// one made the clone three times slower than git's.
+func cloneInto(ctx context.Context, dir string, opts *git.CloneOptions) error {
+	wt := osfs.New(dir)
+	dot, err := wt.Chroot(git.GitDirName)
+	if err != nil {
+		return err
+	}
+	st := filesystem.NewStorageWithOptions(dot, cache.NewObjectLRUDefault(), filesystem.Options{KeepDescriptors: true})
+	_, err = git.CloneContext(ctx, st, wt, opts)
+	if closeErr := st.Close(); err == nil {
+		err = closeErr
+	}
+	return err
 }
 
 // classify turns a clone error into an exit code and a message that says

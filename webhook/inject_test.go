@@ -42,7 +42,7 @@ func goldenCases(t *testing.T) map[string]*appsv1.Deployment {
 }
 
 // readDeployment returns the Deployment document of a file.
-func readDeployment(t *testing.T, file string) *appsv1.Deployment {
+func readDeployment(t testing.TB, file string) *appsv1.Deployment {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {

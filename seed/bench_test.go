@@ -1,0 +1,136 @@
+package seed_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/angryninja/opencode-injector/seed"
+	"github.com/angryninja/opencode-injector/test/gitserver"
+)
+
+// The benchmark repository: at least 5,000 files and 30 commits.
+const (
+	benchOwner, benchName = "bench", "big"
+	benchFiles            = 5000
+	benchCommits          = 30
+)
+
+var makeBenchRepo = sync.OnceValue(func() error {
+	return gitserver.MakeRepo(server.Root, benchOwner, benchName, benchFiles, benchCommits)
+})
+
+// measured runs cmd and returns its wall time and peak RSS (the largest of
+// the process and the children it waited for, as the kernel reports it).
+func measured(b *testing.B, cmd *exec.Cmd) (time.Duration, float64) {
+	b.Helper()
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	wall := time.Since(start)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return wall, float64(ru.Maxrss) / 1024 // KiB on Linux
+}
+
+func benchVolume(b *testing.B) *volume {
+	b.Helper()
+	dir := b.TempDir()
+	v := &volume{root: dir, claim: filepath.Join(dir, "data"), secret: filepath.Join(dir, "secret")}
+	v.env = map[string]string{
+		"OPENCODE_SEED_REPO":          server.RepoURL(benchOwner, benchName),
+		"OPENCODE_SEED_WORKSPACE":     filepath.Join(v.claim, "workspace", benchName),
+		"OPENCODE_SEED_ALLOWED_HOSTS": server.Host,
+		"HOME":                        filepath.Join(v.claim, "home"),
+		"GITHUB_TOKEN":                token,
+		"SSL_CERT_FILE":               server.CAFile,
+	}
+	return v
+}
+
+func seedCmd(env map[string]string) *exec.Cmd {
+	cmd := exec.Command(binary, "seed")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+// BenchmarkFirstClone runs `opencode-injector seed` and `git clone` of the
+// same repository from the same server, interleaved, and reports both and
+// their ratio (targets: seed/git <= 1.3, seed peak RSS <= 128 MiB).
+func BenchmarkFirstClone(b *testing.B) {
+	if err := makeBenchRepo(); err != nil {
+		b.Fatal(err)
+	}
+	var seedWall, gitWall time.Duration
+	var seedRSS, gitRSS float64
+	for i := 0; i < b.N; i++ {
+		v := benchVolume(b)
+		w, rss := measured(b, seedCmd(v.env))
+		seedWall += w
+		seedRSS = max(seedRSS, rss)
+
+		git := exec.Command("git", "clone", "-q", server.RepoURL(benchOwner, benchName), filepath.Join(v.root, "git-clone"))
+		git.Env = []string{
+			"PATH=" + os.Getenv("PATH"), "HOME=" + v.root, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
+			"GIT_SSL_CAINFO=" + server.CAFile,
+			// The same credential helper the webhook injects.
+			"GITHUB_TOKEN=" + token, "GIT_CONFIG_COUNT=1",
+			"GIT_CONFIG_KEY_0=credential.https://" + server.Host + ".helper",
+			`GIT_CONFIG_VALUE_0=!f() { test "$1" = get && echo username=x-access-token && echo "password=$GITHUB_TOKEN"; }; f`,
+		}
+		w, rss = measured(b, git)
+		gitWall += w
+		gitRSS = max(gitRSS, rss)
+	}
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(seedWall.Seconds()*1000/n, "seed-ms")
+	b.ReportMetric(gitWall.Seconds()*1000/n, "git-ms")
+	b.ReportMetric(seedWall.Seconds()/gitWall.Seconds(), "seed/git")
+	b.ReportMetric(seedRSS, "seed-peak-MiB")
+	b.ReportMetric(gitRSS, "git-peak-MiB")
+}
+
+// BenchmarkRestart is the path of every pod start after the first: the
+// clone is there, the seed exits without touching the network (target
+// <= 50 ms). Its baseline is the same binary's `version`, the cost of
+// starting the process at all; restart-work-ms is the seed's own work,
+// measured in-process.
+func BenchmarkRestart(b *testing.B) {
+	if err := makeBenchRepo(); err != nil {
+		b.Fatal(err)
+	}
+	v := benchVolume(b)
+	if out, err := seedCmd(v.env).CombinedOutput(); err != nil {
+		b.Fatalf("first clone: %v\n%s", err, out)
+	}
+	cfg := seed.Config{
+		Repo: v.env["OPENCODE_SEED_REPO"], Workspace: v.env["OPENCODE_SEED_WORKSPACE"],
+		AllowedHosts: []string{server.Host}, StallTimeout: time.Minute,
+	}
+	var restart, baseline, inProcess time.Duration
+	for i := 0; i < b.N; i++ {
+		w, _ := measured(b, seedCmd(v.env))
+		restart += w
+		w, _ = measured(b, exec.Command(binary, "version"))
+		baseline += w
+		start := time.Now()
+		if err := seed.Run(context.Background(), cfg, func(string, ...any) {}); err != nil {
+			b.Fatal(err)
+		}
+		inProcess += time.Since(start)
+	}
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(restart.Seconds()*1000/n, "restart-ms")
+	b.ReportMetric(baseline.Seconds()*1000/n, "process-start-ms")
+	b.ReportMetric(inProcess.Seconds()*1000/n, "restart-work-ms")
+}
