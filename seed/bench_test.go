@@ -53,15 +53,6 @@ func benchVolume(b *testing.B) *volume {
 	return v
 }
 
-func seedCmd(env map[string]string) *exec.Cmd {
-	cmd := exec.Command(binary, "seed")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	return cmd
-}
-
 // BenchmarkFirstClone runs `opencode-injector seed` and `git clone` of the
 // same repository from the same server, interleaved, and reports both and
 // their ratio (targets: seed/git <= 1.3, seed peak RSS <= 128 MiB).

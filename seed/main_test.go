@@ -99,25 +99,26 @@ type result struct {
 	code           int
 }
 
-// seed runs the binary with only the volume's env (and PATH), and checks
-// that no output ever carries the token.
+// seed runs the binary with only the volume's env (and PATH).
 func (v *volume) seed(t *testing.T, args ...string) result {
 	t.Helper()
-	return runSeed(t, v.env, nil, args...)
+	return run(t, seedCmd(v.env, args...))
 }
 
-func runSeed(t *testing.T, env map[string]string, configure func(*exec.Cmd), args ...string) result {
-	t.Helper()
+func seedCmd(env map[string]string, args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, append([]string{"seed"}, args...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, val := range env {
 		cmd.Env = append(cmd.Env, k+"="+val)
 	}
+	return cmd
+}
+
+// run runs cmd and checks that no output ever carries the token.
+func run(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if configure != nil {
-		configure(cmd)
-	}
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errOut.String()}
 	var exit *exec.ExitError

@@ -2,7 +2,6 @@ package seed_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"syscall"
@@ -149,20 +148,18 @@ func TestWorkspaceHoldsSomethingElse(t *testing.T) {
 
 func TestPermissionDenied(t *testing.T) {
 	v := newVolume(t)
-	configure := func(*exec.Cmd) {}
+	cmd := seedCmd(v.env)
 	if os.Getuid() == 0 {
 		// Root ignores modes: run as nobody against root's 0755 claim, as a
 		// pod with runAsUser and no fsGroup would on a fresh volume.
-		configure = func(c *exec.Cmd) {
-			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		if err := os.Chmod(v.root, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	} else if err := os.Chmod(v.claim, 0o555); err != nil {
 		t.Fatal(err)
 	}
-	runSeed(t, v.env, configure).want(t, 6, "permission denied", "fsGroup")
+	run(t, cmd).want(t, 6, "permission denied", "fsGroup")
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/angryninja/opencode-injector/test/gitserver"
+	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -46,8 +49,29 @@ func run(keep bool) error {
 	if err != nil {
 		return err
 	}
+	demoDir := filepath.Join(root, ".demo")
+	if err := os.RemoveAll(demoDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(demoDir, 0o755); err != nil {
+		return err
+	}
+	step("Starting a git server (git http-backend over HTTPS, basic auth) on 127.0.0.1 with a demo repository")
+	repos := filepath.Join(demoDir, "repos")
+	if err := gitserver.MakeRepo(repos, "angryninja", "k8s-cluster", 200, 5); err != nil {
+		return err
+	}
+	git, err := gitserver.Start(repos, demoToken, demoDir)
+	if err != nil {
+		return err
+	}
+	defer git.Close()
+	fmt.Println("  serving", git.RepoURL("angryninja", "k8s-cluster"))
+
 	step("Starting kube-apiserver and etcd (built from the Go module proxy on the first run, then cached)")
-	env, err := testenv.Start(root, webhook.DefaultSettings(webhook.ImageRepository+":demo"))
+	settings := webhook.DefaultSettings(webhook.ImageRepository + ":demo")
+	settings.AllowedGitHosts = append(settings.AllowedGitHosts, git.Host)
+	env, err := testenv.Start(root, settings)
 	if err != nil {
 		return err
 	}
@@ -84,10 +108,7 @@ func run(keep bool) error {
 	}
 	step("What the webhook added")
 	describe(got)
-	out := filepath.Join(root, ".demo", d.Name+".injected.yaml")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
+	out := filepath.Join(demoDir, d.Name+".injected.yaml")
 	got.ManagedFields = nil
 	y, err := webhook.EncodeYAML(got)
 	if err != nil {
@@ -98,6 +119,9 @@ func run(keep bool) error {
 	}
 	fmt.Println("\n  the whole stored Deployment:", out)
 
+	if err := podLifecycle(ctx, c, root, demoDir, d, git); err != nil {
+		return err
+	}
 	if keep {
 		return wait(env, root)
 	}
@@ -164,3 +188,82 @@ func wait(env *testenv.Env, root string) error {
 }
 
 func step(s string) { fmt.Println("\n==> " + s) }
+
+const demoToken = "demo-token-never-printed"
+
+// podLifecycle runs the seed of a workspace whose repo is on the local git
+// server, the way the kubelet would, then "deletes the pod" and starts it
+// again.
+func podLifecycle(ctx context.Context, c client.Client, root, demoDir string, flux *appsv1.Deployment, git *gitserver.Server) error {
+	d := flux.DeepCopy()
+	d.ObjectMeta = metav1.ObjectMeta{
+		Name: "opencode-demo", Namespace: flux.Namespace, Labels: flux.Labels,
+		Annotations: map[string]string{webhook.AnnotationRepo: git.RepoURL("angryninja", "k8s-cluster")},
+	}
+	step("Creating Deployment opencode/opencode-demo, repo " + d.Annotations[webhook.AnnotationRepo])
+	if err := c.Create(ctx, d); err != nil {
+		return err
+	}
+	stored := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(d), stored); err != nil {
+		return err
+	}
+	binary := filepath.Join(demoDir, "opencode-injector")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/opencode-injector")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build the seed binary: %w", err)
+	}
+	claim := filepath.Join(demoDir, "claim")
+	secret := filepath.Join(demoDir, "secret")
+	for _, dir := range []string{claim, secret} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(secret, webhook.AuthFileName), []byte(`{"github-copilot":{"type":"oauth"}}`), 0o600); err != nil {
+		return err
+	}
+	pod := &kubelet.Pod{
+		Spec:    stored.Spec.Template.Spec,
+		Secret:  map[string]string{webhook.SecretKeyPassword: "demo", webhook.SecretKeyToken: demoToken},
+		Volumes: map[string]string{webhook.DataVolumeName: claim, webhook.AuthVolumeName: secret},
+		Image:   map[string]string{"SSL_CERT_FILE": git.CAFile},
+	}
+	seedC, err := pod.Container(webhook.SeedContainerName)
+	if err != nil {
+		return err
+	}
+	start := func(title string) error {
+		step(title)
+		cmd, err := pod.Command(seedC, binary)
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		before := git.Requests()
+		err = cmd.Run()
+		fmt.Printf("  requests to the git server: %d\n", git.Requests()-before)
+		return err
+	}
+	fmt.Printf("  claim %s is mounted at %s; the Secret's auth.json at %s\n", claim, webhook.DataMountPath, webhook.AuthMountPath)
+	if err := start("Pod start: opencode-seed runs as the kubelet would run it"); err != nil {
+		return err
+	}
+	session := filepath.Join(claim, "home", ".local", "share", "opencode", "storage", "session.db")
+	if err := os.MkdirAll(filepath.Dir(session), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(session, []byte("a session\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Println("  OpenCode writes a session:", session)
+	if err := start("Pod deleted and started again on the same claim"); err != nil {
+		return err
+	}
+	if _, err := os.Stat(session); err != nil {
+		return fmt.Errorf("the session did not survive: %w", err)
+	}
+	fmt.Println("  the session survived; the clone was not fetched again")
+	return nil
+}
