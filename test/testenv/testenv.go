@@ -5,10 +5,14 @@
 package testenv
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +22,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -109,9 +114,10 @@ type Env struct {
 	done   chan error
 }
 
-// Start starts kube-apiserver and etcd, registers deploy/'s webhook
-// configuration and serves it with webhook.NewManager and settings s.
-func Start(root string, s webhook.Settings) (*Env, error) {
+// Start starts kube-apiserver and etcd, installs the CRDs in crdFiles,
+// registers deploy/'s webhook configuration and serves it with
+// webhook.NewManager and settings s.
+func Start(root string, s webhook.Settings, crdFiles ...string) (*Env, error) {
 	assets, err := Assets(root)
 	if err != nil {
 		return nil, err
@@ -122,6 +128,7 @@ func Start(root string, s webhook.Settings) (*Env, error) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
+		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crdFiles, ErrorIfPathMissing: true},
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{cfg},
 		},
@@ -175,4 +182,66 @@ func (e *Env) Stop() error {
 		<-e.done
 	}
 	return e.Env.Stop()
+}
+
+// crdSources are the modules whose CRDs validate deploy/ server-side, at
+// pinned versions, with the directory that holds the CRDs in each.
+var crdSources = []struct{ module, dir string }{
+	{"github.com/cert-manager/cert-manager@v1.21.2", "deploy/crds"},
+	{"sigs.k8s.io/gateway-api@v1.6.3", "config/crd/standard"},
+	{"github.com/fluxcd/helm-controller@v1.4.3", "config/crd/bases"},
+	{"github.com/fluxcd/source-controller@v1.9.6", "config/crd/bases"},
+	{"github.com/fluxcd/kustomize-controller@v1.9.6", "config/crd/bases"},
+	{"github.com/external-secrets/external-secrets@v1.3.2", "config/crds/bases"},
+}
+
+// CRDFiles downloads the CRD modules into the Go module cache (cached
+// after the first run) and returns their CRD manifests.
+func CRDFiles() ([]string, error) {
+	var files []string
+	for _, src := range crdSources {
+		cmd := exec.Command("go", "mod", "download", "-json", src.module)
+		cmd.Dir = os.TempDir() // outside this module: nothing is added to go.mod
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("go mod download %s: %w", src.module, err)
+		}
+		var mod struct{ Dir, Error string }
+		if err := json.Unmarshal(out, &mod); err != nil || mod.Error != "" || mod.Dir == "" {
+			return nil, fmt.Errorf("go mod download %s: %s%v", src.module, mod.Error, err)
+		}
+		matches, err := filepath.Glob(filepath.Join(mod.Dir, src.dir, "*.yaml"))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range matches {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			if bytes.Contains(b, []byte("kind: CustomResourceDefinition")) {
+				files = append(files, f)
+			}
+		}
+	}
+	return files, nil
+}
+
+// SplitYAML splits a multi-document manifest into its non-empty documents.
+func SplitYAML(manifest []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(manifest)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(doc)) > 0 {
+			docs = append(docs, doc)
+		}
+	}
 }
