@@ -239,3 +239,20 @@ func TestReplicasAboveOneDenied(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestLabelAddedByUpdateInjects: a Deployment that existed before it was
+// labeled (or before the injector ran) is injected by its next update.
+func TestLabelAddedByUpdateInjects(t *testing.T) {
+	ns := namespace(t, nil)
+	d := fixture(t, "flux", ns)
+	delete(d.Labels, webhook.LabelInject)
+	if err := env.Client.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	stored := get(t, d)
+	stored.Labels[webhook.LabelInject] = webhook.LabelInjectEnabled
+	if err := env.Client.Update(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	assertInjected(t, get(t, d))
+}
