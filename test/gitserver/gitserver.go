@@ -6,6 +6,7 @@ package gitserver
 import (
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -53,7 +54,8 @@ func Start(root, token, caDir string) (*Server, error) {
 	s := &Server{Root: root, Token: token, stop: make(chan struct{})}
 	cgiHandler := &cgi.Handler{
 		Path: backend,
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+		Stderr: io.Discard, // "Not a git repository" for the not-found tests
 	}
 	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
@@ -104,10 +106,16 @@ type faultyWriter struct {
 	written int
 }
 
-const faultAfterBytes = 4096
+// faultAfterBytes is where a fault strikes: inside the pack of even the
+// smallest test repository.
+const faultAfterBytes = 1024
 
 func (f *faultyWriter) Write(b []byte) (int, error) {
-	if f.written >= faultAfterBytes {
+	if room := faultAfterBytes - f.written; len(b) > room {
+		if room > 0 {
+			n, _ := f.ResponseWriter.Write(b[:room])
+			f.written += n
+		}
 		if fl, ok := f.ResponseWriter.(http.Flusher); ok {
 			fl.Flush()
 		}
