@@ -53,7 +53,7 @@ func Start(root, token, caDir string) (*Server, error) {
 	}
 	s := &Server{Root: root, Token: token, stop: make(chan struct{})}
 	cgiHandler := &cgi.Handler{
-		Path: backend,
+		Path:   backend,
 		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 		Stderr: io.Discard, // "Not a git repository" for the not-found tests
 	}
