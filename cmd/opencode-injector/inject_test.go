@@ -104,3 +104,19 @@ func TestVersion(t *testing.T) {
 		t.Errorf("exit %d: %s", code, out.String())
 	}
 }
+
+func TestServeHelpNamesEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"serve", "-h"}, nil, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	for _, flag := range []string{"seed-image", "default-secret", "allowed-git-hosts", "default-requests", "default-limits",
+		"cert-dir", "port", "metrics-bind-address", "health-probe-bind-address", "leader-elect"} {
+		if !strings.Contains(out.String(), "-"+flag) {
+			t.Errorf("serve -h lacks --%s", flag)
+		}
+	}
+	if code := run([]string{"serve", "--default-requests", "nonsense"}, nil, &out, &out); code != 2 {
+		t.Errorf("a bad flag exits %d, want 2", code)
+	}
+}
