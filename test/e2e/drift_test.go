@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -28,11 +26,7 @@ const helmManager = "helm-controller"
 // as the chart renders it (no typed zero values), placed in ns.
 func chartDeployment(t *testing.T, name, ns string) *unstructured.Unstructured {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "test", "fixtures", "app-template", name+".rendered.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := testenv.SplitYAML(b)
+	docs, err := testenv.SplitYAML(rendered(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

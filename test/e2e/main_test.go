@@ -99,14 +99,16 @@ func ensureNamespace(t *testing.T, name string) {
 	}
 }
 
+// rendered is the app-template chart's output for a fixture.
+func rendered(t *testing.T, name string) []byte {
+	t.Helper()
+	return mustRead(t, filepath.Join(root, "test", "fixtures", "app-template", name+".rendered.yaml"))
+}
+
 // fixture is the Deployment of a rendered app-template fixture, placed in ns.
 func fixture(t *testing.T, name, ns string) *appsv1.Deployment {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "test", "fixtures", "app-template", name+".rendered.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := webhook.FirstDeployment(b)
+	d, err := webhook.FirstDeployment(rendered(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
