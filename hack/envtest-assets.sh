@@ -16,6 +16,15 @@ cache=${OPENCODE_INJECTOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/opencode-inject
 dir="$cache/envtest/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 mkdir -p "$dir"
 log() { echo "envtest-assets: $*" >&2; }
+buildlog="$dir/build.log"
+# quiet runs a build step, showing its output only when it fails.
+quiet() {
+  if ! "$@" >"$buildlog" 2>&1; then
+    cat "$buildlog" >&2
+    log "failed: $*"
+    return 1
+  fi
+}
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
 
@@ -25,9 +34,9 @@ build_etcd() {
   local mod; mod=$(mktemp -d)
   (
     cd "$mod"
-    go mod init envtest-etcd >/dev/null 2>&1
-    go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1
-    go build -trimpath -ldflags "-s -w" -o "$dir/etcd.tmp" go.etcd.io/etcd/server/v3
+    quiet go mod init envtest-etcd
+    quiet go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
+    quiet go build -trimpath -ldflags "-s -w" -o "$dir/etcd.tmp" go.etcd.io/etcd/server/v3
   )
   mv "$dir/etcd.tmp" "$dir/etcd"
   rm -rf "$mod"
@@ -53,13 +62,13 @@ build_apiserver() {
       # k8s.io/kubernetes points its staging modules at ./staging; point them at the published versions.
       sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9.-]*\) => \./staging/.*#replace \1 => \1 v'"$staging"'#p' "$gomod"
     } >go.mod
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" >/dev/null 2>&1
+    quiet go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION"
     local x="" pkg
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       x="$x -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
       x="$x -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
-    go build -trimpath -ldflags "-s -w $x" -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    quiet go build -trimpath -ldflags "-s -w $x" -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   )
   mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
   rm -rf "$mod"
