@@ -76,4 +76,5 @@ build_apiserver() {
 
 build_etcd
 build_apiserver
+rm -f "$buildlog"
 echo "$dir"
