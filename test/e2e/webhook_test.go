@@ -256,3 +256,27 @@ func TestLabelAddedByUpdateInjects(t *testing.T) {
 	}
 	assertInjected(t, get(t, d))
 }
+
+// TestBranchChangeWarns: the existing clone keeps its branch, and the user
+// is told so.
+func TestBranchChangeWarns(t *testing.T) {
+	ns := namespace(t, nil)
+	d := fixture(t, "flux", ns)
+	if err := env.Client.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	stored := get(t, d)
+	stored.Annotations[webhook.AnnotationBranch] = "develop"
+	c, w := warningClient(t)
+	if err := c.Update(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(w.all(), func(s string) bool { return strings.Contains(s, "the existing clone keeps its branch") }) {
+		t.Errorf("no branch warning in %q", w.all())
+	}
+	if env := get(t, d).Spec.Template.Spec.InitContainers[0].Env; !slices.ContainsFunc(env, func(e corev1.EnvVar) bool {
+		return e.Name == webhook.EnvSeedBranch && e.Value == "develop"
+	}) {
+		t.Error("the seed does not get the new branch for a fresh claim")
+	}
+}
