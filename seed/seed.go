@@ -102,11 +102,8 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.Workspace, "workspace", env(webhook.EnvSeedWorkspace), "path of the clone (env "+webhook.EnvSeedWorkspace+")")
 	fs.StringVar(&cfg.AuthSource, "auth-source", env(webhook.EnvSeedAuthSource), "auth.json from the Secret, may be absent (env "+webhook.EnvSeedAuthSource+")")
 	fs.StringVar(&cfg.AuthTarget, "auth-target", env(webhook.EnvSeedAuthTarget), "auth.json on the claim (env "+webhook.EnvSeedAuthTarget+")")
-	hosts := fs.String("allowed-git-hosts", env(webhook.EnvSeedAllowedHosts), "comma-separated hosts (host or host:port) the repo may come from (env "+webhook.EnvSeedAllowedHosts+")")
-	stall := env(EnvStallTimeout)
-	if stall == "" {
-		stall = defaultStall.String()
-	}
+	hosts := fs.String("allowed-git-hosts", envOr(webhook.EnvSeedAllowedHosts, webhook.DefaultAllowedGitHosts), "comma-separated hosts (host or host:port) the repo may come from (env "+webhook.EnvSeedAllowedHosts+")")
+	stall := envOr(EnvStallTimeout, defaultStall.String())
 	stallFlag := fs.String("stall-timeout", stall, "give up when a transfer sends nothing for this long (env "+EnvStallTimeout+")")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: opencode-injector seed [flags]\n\nThe token comes only from env "+webhook.EnvToken+
@@ -134,7 +131,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	return cfg, nil
 }
 
-// Run lays out HOME, makes sure the workspace holds the clone, and seeds
+// Run makes sure the workspace holds the clone, lays out HOME and seeds
 // auth.json. It reports what it did through report.
 func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
 	url, _, err := webhook.ParseRepo(cfg.Repo, cfg.AllowedHosts)
@@ -164,6 +161,13 @@ func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
 		report("auth.json: %s", outcome)
 	}
 	return nil
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
 }
 
 func checkBranch(b string) error {

@@ -169,6 +169,7 @@ func TestUsageErrors(t *testing.T) {
 		"no repo":          {"OPENCODE_SEED_REPO", "", "is missing or empty"},
 		"http":             {"OPENCODE_SEED_REPO", "http://" + server.Host + "/acme/tools.git", "only https"},
 		"host not allowed": {"OPENCODE_SEED_ALLOWED_HOSTS", "github.com", "not allowed"},
+		"default hosts":    {"OPENCODE_SEED_ALLOWED_HOSTS", "", "is on host " + server.Host + ", which is not allowed"},
 		"relative path":    {"OPENCODE_SEED_WORKSPACE", "workspace/tools", "absolute path"},
 		"bad branch":       {"OPENCODE_SEED_BRANCH", "a..b", "not a valid git branch"},
 		"bad stall":        {"OPENCODE_SEED_STALL_TIMEOUT", "soon", "--stall-timeout"},
