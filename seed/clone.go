@@ -22,6 +22,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // tempPrefix names the temporary sibling a clone is made in; a clone
@@ -63,7 +65,7 @@ func inspect(ws, url string) (bool, error) {
 	if err != nil {
 		return false, diskError(err, "inspect %s", ws)
 	}
-	resolve := fmt.Sprintf("nothing was deleted; move it away (or delete it, once nothing in it is needed) so the next start clones %s, or set annotation %s to the repository it holds", url, "opencode.angryninja.cloud/repo")
+	resolve := fmt.Sprintf("nothing was deleted; move it away (or delete it, once nothing in it is needed) so the next start clones %s, or set annotation %s to the repository it holds", url, webhook.AnnotationRepo)
 	if !fi.IsDir() {
 		return false, fail(ExitWorkspace, nil, "%s is a file, not a git repository; %s", ws, resolve)
 	}
@@ -131,7 +133,7 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	client.InstallProtocol("https", githttp.NewClient(newHTTPClient(cfg.StallTimeout, stalled)))
 	opts := &git.CloneOptions{URL: url}
 	if cfg.Token != "" {
-		opts.Auth = &githttp.BasicAuth{Username: "x-access-token", Password: cfg.Token}
+		opts.Auth = &githttp.BasicAuth{Username: webhook.TokenUser, Password: cfg.Token}
 	}
 	if cfg.Branch != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(cfg.Branch)
@@ -182,9 +184,9 @@ func classify(err error, url string, cfg Config, stalled bool) error {
 		}
 		return fail(ExitAuth, err, "clone %s: authentication failed; %s", url, hint)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return fail(ExitNotFound, err, "clone %s: repository not found; check annotation opencode.angryninja.cloud/repo, and that the token can read it (GitHub answers 404 to a token without access)", url)
+		return fail(ExitNotFound, err, "clone %s: repository not found; check annotation %s, and that the token can read it (GitHub answers 404 to a token without access)", url, webhook.AnnotationRepo)
 	case errors.Is(err, plumbing.ErrReferenceNotFound), strings.Contains(err.Error(), "couldn't find remote ref"):
-		return fail(ExitNotFound, err, "clone %s: branch %q not found; fix or remove annotation opencode.angryninja.cloud/branch", url, cfg.Branch)
+		return fail(ExitNotFound, err, "clone %s: branch %q not found; fix or remove annotation %s", url, cfg.Branch, webhook.AnnotationBranch)
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return fail(ExitNotFound, err, "clone %s: the repository is empty; push a first commit", url)
 	case stalled:

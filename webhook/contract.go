@@ -40,7 +40,7 @@ const (
 	opencodeDataDir   = HomePath + "/.local/share/opencode"
 	AuthTargetPath    = opencodeDataDir + "/" + AuthFileName
 	AuthSourcePath    = AuthMountPath + "/" + AuthFileName
-	credentialUser    = "x-access-token"
+	TokenUser         = "x-access-token" // GitHub's basic-auth user for a token
 	tokenEnvReference = "$GITHUB_TOKEN"
 )
 

@@ -47,7 +47,7 @@ func tokenEnv(ws Workspace) corev1.EnvVar {
 
 // credentialHelper answers git's "get" with the token from the environment,
 // so no token is ever written to disk.
-const credentialHelper = `!f() { test "$1" = get && echo username=` + credentialUser + ` && echo "password=` + tokenEnvReference + `"; }; f`
+const credentialHelper = `!f() { test "$1" = get && echo username=` + TokenUser + ` && echo "password=` + tokenEnvReference + `"; }; f`
 
 // gitConfigEnv scopes the credential helper to each allowed host and marks
 // the clone safe, through git's GIT_CONFIG_COUNT environment.

@@ -17,10 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-)
 
-// User is the basic-auth user GitHub expects with a token.
-const User = "x-access-token"
+	"github.com/angryninja/opencode-injector/webhook"
+)
 
 // Fault makes the server misbehave while it sends a pack.
 type Fault int32
@@ -59,7 +58,7 @@ func Start(root, token, caDir string) (*Server, error) {
 	}
 	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
-		if user, pass, ok := r.BasicAuth(); !ok || user != User || pass != s.Token {
+		if user, pass, ok := r.BasicAuth(); !ok || user != webhook.TokenUser || pass != s.Token {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
