@@ -3,7 +3,9 @@ package webhook
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,18 +42,36 @@ func EncodeYAML(d *appsv1.Deployment) ([]byte, error) {
 	return yaml.Marshal(u)
 }
 
+// SplitYAML splits a multi-document manifest into its non-empty documents.
+func SplitYAML(manifest []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(manifest)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(doc)) > 0 {
+			docs = append(docs, doc)
+		}
+	}
+}
+
 // FirstDeployment decodes the first Deployment document of a
 // multi-document manifest, such as a rendered app-template chart.
 func FirstDeployment(manifest []byte) (*appsv1.Deployment, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(manifest)))
-	for {
-		doc, err := r.Read()
-		if err != nil {
-			return nil, fmt.Errorf("no Deployment in the manifest: %w", err)
-		}
+	docs, err := SplitYAML(manifest)
+	if err != nil {
+		return nil, err
+	}
+	for _, doc := range docs {
 		var head metav1.TypeMeta
 		if yaml.Unmarshal(doc, &head) == nil && head.Kind == "Deployment" {
 			return DecodeYAML(doc)
 		}
 	}
+	return nil, errors.New("no Deployment in the manifest")
 }

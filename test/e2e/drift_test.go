@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
@@ -26,7 +25,7 @@ const helmManager = "helm-controller"
 // as the chart renders it (no typed zero values), placed in ns.
 func chartDeployment(t *testing.T, name, ns string) *unstructured.Unstructured {
 	t.Helper()
-	docs, err := testenv.SplitYAML(rendered(t, name))
+	docs, err := webhook.SplitYAML(rendered(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

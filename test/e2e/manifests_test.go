@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/test/testenv"
+	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // kustomizeDirs are all directories under deploy/ with a kustomization.yaml.
@@ -61,7 +62,7 @@ func fluxKustomizations(t *testing.T) []fluxKustomization {
 	}
 	var out []fluxKustomization
 	for _, f := range files {
-		docs, err := testenv.SplitYAML(mustRead(t, f))
+		docs, err := webhook.SplitYAML(mustRead(t, f))
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
