@@ -38,18 +38,11 @@ func measured(b *testing.B, cmd *exec.Cmd) (time.Duration, float64) {
 	return wall, float64(ru.Maxrss) / 1024 // KiB on Linux
 }
 
+// benchVolume is a fresh claim whose seed clones the benchmark repository.
 func benchVolume(b *testing.B) *volume {
-	b.Helper()
-	dir := b.TempDir()
-	v := &volume{root: dir, claim: filepath.Join(dir, "data"), secret: filepath.Join(dir, "secret")}
-	v.env = map[string]string{
-		"OPENCODE_SEED_REPO":          server.RepoURL(benchOwner, benchName),
-		"OPENCODE_SEED_WORKSPACE":     filepath.Join(v.claim, "workspace", benchName),
-		"OPENCODE_SEED_ALLOWED_HOSTS": server.Host,
-		"HOME":                        filepath.Join(v.claim, "home"),
-		"GITHUB_TOKEN":                token,
-		"SSL_CERT_FILE":               server.CAFile,
-	}
+	v := newVolume(b)
+	v.env["OPENCODE_SEED_REPO"] = server.RepoURL(benchOwner, benchName)
+	v.env["OPENCODE_SEED_WORKSPACE"] = filepath.Join(v.claim, "workspace", benchName)
 	return v
 }
 

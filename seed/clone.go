@@ -75,8 +75,11 @@ func inspect(ws, url string) (bool, error) {
 		if readErr != nil {
 			return false, diskError(readErr, "read %s", ws)
 		}
-		if len(entries) == 0 {
-			return false, os.Remove(ws) // an empty directory holds nothing to lose
+		if len(entries) == 0 { // an empty directory holds nothing to lose
+			if err := os.Remove(ws); err != nil {
+				return false, diskError(err, "remove the empty directory %s", ws)
+			}
+			return false, nil
 		}
 		return false, fail(ExitWorkspace, nil, "%s holds %d entries but is not a git repository; %s", ws, len(entries), resolve)
 	}

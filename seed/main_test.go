@@ -65,7 +65,7 @@ type volume struct {
 	env                 map[string]string
 }
 
-func newVolume(t *testing.T) *volume {
+func newVolume(t testing.TB) *volume {
 	t.Helper()
 	root := t.TempDir()
 	v := &volume{root: root, claim: filepath.Join(root, "data"), secret: filepath.Join(root, "secret")}
