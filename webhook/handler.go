@@ -46,7 +46,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		log.Info("denied", "reason", err.Error())
 		return admission.Denied(err.Error()).WithWarnings(warnings...)
 	}
-	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+	if req.Operation == admissionv1.Update && Enabled(out) && len(req.OldObject.Raw) > 0 {
 		var old appsv1.Deployment
 		if err := h.Decoder.DecodeRaw(req.OldObject, &old); err == nil {
 			warnings = append(warnings, changeWarnings(&old, out)...)

@@ -122,13 +122,31 @@ func TestDriftDetectionSeesNoDrift(t *testing.T) {
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), live); err != nil {
 				t.Fatal(err)
 			}
-			dry := helmApply(t, u, client.DryRunAll)
-			if !equality.Semantic.DeepEqual(dry.Spec, live.Spec) || !equality.Semantic.DeepEqual(dry.Annotations, live.Annotations) {
-				a, _ := json.Marshal(live.Spec)
-				b, _ := json.Marshal(dry.Spec)
-				t.Errorf("dry run differs from live:\nlive %s\ndry  %s", a, b)
+			assertNoDrift(t, u, live)
+
+			// `kubectl rollout restart`, the README's way to inject an existing
+			// Deployment, adds a template annotation Helm does not own: still no drift.
+			restart := []byte(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-26T00:00:00Z"}}}}}`)
+			if err := env.Client.Patch(ctx, live, client.RawPatch(types.StrategicMergePatchType, restart), client.FieldOwner("kubectl-rollout")); err != nil {
+				t.Fatal(err)
 			}
+			if live.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+				t.Fatal("the restart annotation is not there")
+			}
+			assertInjected(t, live)
+			assertNoDrift(t, u, live)
 		})
+	}
+}
+
+// assertNoDrift: helm-controller's dry-run apply of u returns live as it is.
+func assertNoDrift(t *testing.T, u *unstructured.Unstructured, live *appsv1.Deployment) {
+	t.Helper()
+	dry := helmApply(t, u, client.DryRunAll)
+	if !equality.Semantic.DeepEqual(dry.Spec, live.Spec) || !equality.Semantic.DeepEqual(dry.Annotations, live.Annotations) {
+		a, _ := json.Marshal(live.Spec)
+		b, _ := json.Marshal(dry.Spec)
+		t.Errorf("dry run differs from live:\nlive %s\ndry  %s", a, b)
 	}
 }
 
