@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -22,8 +23,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
-
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // tempPrefix names the temporary sibling a clone is made in; a clone
@@ -65,7 +64,7 @@ func inspect(ws, url string) (bool, error) {
 	if err != nil {
 		return false, diskError(err, "inspect %s", ws)
 	}
-	resolve := fmt.Sprintf("nothing was deleted; move it away (or delete it, once nothing in it is needed) so the next start clones %s, or set annotation %s to the repository it holds", url, webhook.AnnotationRepo)
+	resolve := fmt.Sprintf("nothing was deleted; move it away (or delete it, once nothing in it is needed) so the next start clones %s, or set annotation %s to the repository it holds", url, contract.AnnotationRepo)
 	if !fi.IsDir() {
 		return false, fail(ExitWorkspace, nil, "%s is a file, not a git repository; %s", ws, resolve)
 	}
@@ -91,7 +90,7 @@ func inspect(ws, url string) (bool, error) {
 		return false, fail(ExitWorkspace, nil, "%s is a git repository without remote origin; %s", ws, resolve)
 	}
 	if got := origin.Config().URLs[0]; !sameRepo(got, url) {
-		return false, fail(ExitWorkspace, nil, "%s is a clone of %s, not of %s; %s", ws, got, url, resolve)
+		return false, fail(ExitWorkspace, nil, "%s is a clone of %s, not of %s; %s", ws, contract.Redact(got), url, resolve)
 	}
 	return true, nil
 }
@@ -136,7 +135,7 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	client.InstallProtocol("https", githttp.NewClient(newHTTPClient(cfg.StallTimeout, stalled)))
 	opts := &git.CloneOptions{URL: url}
 	if cfg.Token != "" {
-		opts.Auth = &githttp.BasicAuth{Username: webhook.TokenUser, Password: cfg.Token}
+		opts.Auth = &githttp.BasicAuth{Username: contract.TokenUser, Password: cfg.Token}
 	}
 	if cfg.Branch != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(cfg.Branch)
@@ -187,9 +186,9 @@ func classify(err error, url string, cfg Config, stalled bool) error {
 		}
 		return fail(ExitAuth, err, "clone %s: authentication failed; %s", url, hint)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return fail(ExitNotFound, err, "clone %s: repository not found; check annotation %s, and that the token can read it (GitHub answers 404 to a token without access)", url, webhook.AnnotationRepo)
+		return fail(ExitNotFound, err, "clone %s: repository not found; check annotation %s, and that the token can read it (GitHub answers 404 to a token without access)", url, contract.AnnotationRepo)
 	case errors.Is(err, plumbing.ErrReferenceNotFound), strings.Contains(err.Error(), "couldn't find remote ref"):
-		return fail(ExitNotFound, err, "clone %s: branch %q not found; fix or remove annotation %s", url, cfg.Branch, webhook.AnnotationBranch)
+		return fail(ExitNotFound, err, "clone %s: branch %q not found; fix or remove annotation %s", url, cfg.Branch, contract.AnnotationBranch)
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return fail(ExitNotFound, err, "clone %s: the repository is empty; push a first commit", url)
 	case stalled:

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -24,7 +25,7 @@ func TestPodLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Annotations[webhook.AnnotationRepo] = server.RepoURL("angryninja", "k8s-cluster")
+	d.Annotations[contract.AnnotationRepo] = server.RepoURL("angryninja", "k8s-cluster")
 	s := webhook.DefaultSettings("example.com/seed:test")
 	s.AllowedGitHosts = []string{server.Host}
 	injected, _, err := webhook.Inject(d, s)
@@ -41,15 +42,15 @@ func TestPodLifecycle(t *testing.T) {
 	pod := &kubelet.Pod{
 		Spec:    injected.Spec.Template.Spec,
 		Secret:  map[string]string{"OPENCODE_SERVER_PASSWORD": "hunter2", "GITHUB_TOKEN": token, "auth.json": login},
-		Volumes: map[string]string{webhook.DataVolumeName: claim, webhook.AuthVolumeName: secretDir},
+		Volumes: map[string]string{contract.DataVolumeName: claim, contract.AuthVolumeName: secretDir},
 		// The image's trust store; Debian's git (GnuTLS) reads GIT_SSL_CAINFO.
 		Image: map[string]string{"SSL_CERT_FILE": server.CAFile, "GIT_SSL_CAINFO": server.CAFile, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"},
 	}
-	seedC, err := pod.Container(webhook.SeedContainerName)
+	seedC, err := pod.Container(contract.SeedContainerName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(seedC.Command, []string{webhook.SeedBinaryPath}) || !reflect.DeepEqual(seedC.Args, []string{"seed"}) {
+	if !reflect.DeepEqual(seedC.Command, []string{contract.SeedBinaryPath}) || !reflect.DeepEqual(seedC.Args, []string{"seed"}) {
 		t.Fatalf("the init container runs %v %v", seedC.Command, seedC.Args)
 	}
 	start := func() result {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/angryninja/opencode-injector/contract"
 )
 
 // Exit codes of `opencode-injector seed`.
@@ -95,18 +95,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func parse(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := Config{Token: os.Getenv(webhook.EnvToken)}
+	cfg := Config{Token: os.Getenv(contract.EnvToken)}
 	env := os.Getenv
-	fs.StringVar(&cfg.Repo, "repo", env(webhook.EnvSeedRepo), "repository URL, https only (env "+webhook.EnvSeedRepo+")")
-	fs.StringVar(&cfg.Branch, "branch", env(webhook.EnvSeedBranch), "branch of the first clone; empty: the remote's default (env "+webhook.EnvSeedBranch+")")
-	fs.StringVar(&cfg.Workspace, "workspace", env(webhook.EnvSeedWorkspace), "path of the clone (env "+webhook.EnvSeedWorkspace+")")
-	fs.StringVar(&cfg.AuthSource, "auth-source", env(webhook.EnvSeedAuthSource), "auth.json from the Secret, may be absent (env "+webhook.EnvSeedAuthSource+")")
-	fs.StringVar(&cfg.AuthTarget, "auth-target", env(webhook.EnvSeedAuthTarget), "auth.json on the claim (env "+webhook.EnvSeedAuthTarget+")")
-	hosts := fs.String("allowed-git-hosts", envOr(webhook.EnvSeedAllowedHosts, webhook.DefaultAllowedGitHosts), "comma-separated hosts (host or host:port) the repo may come from (env "+webhook.EnvSeedAllowedHosts+")")
+	fs.StringVar(&cfg.Repo, "repo", env(contract.EnvSeedRepo), "repository URL, https only (env "+contract.EnvSeedRepo+")")
+	fs.StringVar(&cfg.Branch, "branch", env(contract.EnvSeedBranch), "branch of the first clone; empty: the remote's default (env "+contract.EnvSeedBranch+")")
+	fs.StringVar(&cfg.Workspace, "workspace", env(contract.EnvSeedWorkspace), "path of the clone (env "+contract.EnvSeedWorkspace+")")
+	fs.StringVar(&cfg.AuthSource, "auth-source", env(contract.EnvSeedAuthSource), "auth.json from the Secret, may be absent (env "+contract.EnvSeedAuthSource+")")
+	fs.StringVar(&cfg.AuthTarget, "auth-target", env(contract.EnvSeedAuthTarget), "auth.json on the claim (env "+contract.EnvSeedAuthTarget+")")
+	hosts := fs.String("allowed-git-hosts", envOr(contract.EnvSeedAllowedHosts, contract.DefaultAllowedGitHosts), "comma-separated hosts (host or host:port) the repo may come from (env "+contract.EnvSeedAllowedHosts+")")
 	stall := envOr(EnvStallTimeout, defaultStall.String())
 	stallFlag := fs.String("stall-timeout", stall, "give up when a transfer sends nothing for this long (env "+EnvStallTimeout+")")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: opencode-injector seed [flags]\n\nThe token comes only from env "+webhook.EnvToken+
+		fmt.Fprintln(stderr, "Usage: opencode-injector seed [flags]\n\nThe token comes only from env "+contract.EnvToken+
 			"; HOME and XDG_*_HOME from env name the directories to create.\nExit codes: 0 done, 2 usage, 3 authentication, 4 not found, 5 network or timeout, 6 disk or permission, 7 workspace holds something else.\n\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -120,10 +120,10 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	if cfg.StallTimeout, err = time.ParseDuration(*stallFlag); err != nil || cfg.StallTimeout <= 0 {
 		return cfg, fmt.Errorf("--stall-timeout %q: give a positive duration like 60s", *stallFlag)
 	}
-	if cfg.AllowedHosts, err = webhook.ParseHosts(*hosts); err != nil {
+	if cfg.AllowedHosts, err = contract.ParseHosts(*hosts); err != nil {
 		return cfg, fmt.Errorf("--allowed-git-hosts: %w", err)
 	}
-	for _, name := range []string{webhook.EnvHome, webhook.EnvXDGData, webhook.EnvXDGConfig, webhook.EnvXDGState, webhook.EnvXDGCache} {
+	for _, name := range []string{contract.EnvHome, contract.EnvXDGData, contract.EnvXDGConfig, contract.EnvXDGState, contract.EnvXDGCache} {
 		if dir := env(name); dir != "" {
 			cfg.Dirs = append(cfg.Dirs, dir)
 		}
@@ -134,7 +134,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 // Run makes sure the workspace holds the clone, lays out HOME and seeds
 // auth.json. It reports what it did through report.
 func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
-	url, _, err := webhook.ParseRepo(cfg.Repo, cfg.AllowedHosts)
+	repo, err := contract.ParseRepo(cfg.Repo, cfg.AllowedHosts)
 	if err != nil {
 		return fail(ExitUsage, nil, "repo: %v", err)
 	}
@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
 		return fail(ExitUsage, nil, "--branch: %v", err)
 	}
 	// The clone goes first: when it fails, the claim is left as it was.
-	if err := ensureClone(ctx, url, cfg, report); err != nil {
+	if err := ensureClone(ctx, repo.URL, cfg, report); err != nil {
 		return err
 	}
 	for _, dir := range cfg.Dirs {
@@ -174,7 +174,7 @@ func checkBranch(b string) error {
 	if b == "" {
 		return nil
 	}
-	return webhook.ValidateBranch(b)
+	return contract.ValidateBranch(b)
 }
 
 // redactToken hides the token should any message ever carry it.

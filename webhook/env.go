@@ -7,7 +7,10 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/utils/ptr"
+
+	"github.com/angryninja/opencode-injector/contract"
 )
 
 var gitConfigPair = regexp.MustCompile(`^GIT_CONFIG_(KEY|VALUE)_[0-9]+$`)
@@ -16,7 +19,8 @@ var gitConfigPair = regexp.MustCompile(`^GIT_CONFIG_(KEY|VALUE)_[0-9]+$`)
 // container.
 func ownedEnv(name string) bool {
 	switch name {
-	case EnvHome, EnvXDGData, EnvXDGConfig, EnvXDGState, EnvXDGCache, EnvPassword, EnvToken, EnvGitConfigCount:
+	case contract.EnvHome, contract.EnvXDGData, contract.EnvXDGConfig, contract.EnvXDGState, contract.EnvXDGCache,
+		contract.EnvPassword, contract.EnvToken, contract.EnvGitConfigCount:
 		return true
 	}
 	return gitConfigPair.MatchString(name)
@@ -32,8 +36,8 @@ func secretEnv(name, secret, key string, optional bool) corev1.EnvVar {
 
 // homeEnv is HOME and the XDG directories on the claim.
 func homeEnv() []corev1.EnvVar {
-	env := make([]corev1.EnvVar, len(xdgDirs))
-	for i, x := range xdgDirs {
+	env := make([]corev1.EnvVar, len(contract.XDGDirs))
+	for i, x := range contract.XDGDirs {
 		env[i] = corev1.EnvVar{Name: x.Name, Value: x.Path}
 	}
 	return env
@@ -41,69 +45,105 @@ func homeEnv() []corev1.EnvVar {
 
 // tokenEnv is the optional GitHub token; without the key git and the seed
 // work anonymously.
-func tokenEnv(ws Workspace) corev1.EnvVar {
-	return secretEnv(EnvToken, ws.Secret, SecretKeyToken, true)
+func tokenEnv(secret string) corev1.EnvVar {
+	return secretEnv(contract.EnvToken, secret, contract.SecretKeyToken, true)
 }
 
 // credentialHelper answers git's "get" with the token from the environment,
 // so no token is ever written to disk.
-const credentialHelper = `!f() { test "$1" = get && echo username=` + TokenUser + ` && echo "password=` + tokenEnvReference + `"; }; f`
+const credentialHelper = `!f() { test "$1" = get && echo username=` + contract.TokenUser + ` && echo "password=$` + contract.EnvToken + `"; }; f`
 
 // gitConfigEnv scopes the credential helper to each allowed host and marks
 // the clone safe, through git's GIT_CONFIG_COUNT environment.
-func gitConfigEnv(ws Workspace, s Settings) []corev1.EnvVar {
+func gitConfigEnv(clone string, hosts []string) []corev1.EnvVar {
 	var pairs [][2]string
-	for _, h := range s.AllowedGitHosts {
+	for _, h := range hosts {
 		pairs = append(pairs, [2]string{"credential.https://" + h + ".helper", credentialHelper})
 	}
-	pairs = append(pairs, [2]string{"safe.directory", ws.ClonePath()})
-	env := []corev1.EnvVar{{Name: EnvGitConfigCount, Value: strconv.Itoa(len(pairs))}}
+	pairs = append(pairs, [2]string{"safe.directory", clone})
+	env := []corev1.EnvVar{{Name: contract.EnvGitConfigCount, Value: strconv.Itoa(len(pairs))}}
 	for i, p := range pairs {
 		n := strconv.Itoa(i)
-		env = append(env, corev1.EnvVar{Name: envGitConfigKey + n, Value: p[0]}, corev1.EnvVar{Name: envGitConfigValue + n, Value: p[1]})
+		env = append(env, corev1.EnvVar{Name: contract.EnvGitConfigKey + n, Value: p[0]}, corev1.EnvVar{Name: contract.EnvGitConfigValue + n, Value: p[1]})
 	}
 	return env
 }
 
+// writtenEnv is the env the injection described by rec adds to the OpenCode
+// container, in order.
+func writtenEnv(rec record) []corev1.EnvVar {
+	env := homeEnv()
+	env = append(env, secretEnv(contract.EnvPassword, rec.Secret, contract.SecretKeyPassword, false), tokenEnv(rec.Secret))
+	return append(env, gitConfigEnv(rec.Clone, rec.Hosts)...)
+}
+
+// isWritten reports whether e is exactly an entry of written.
+func isWritten(e corev1.EnvVar, written []corev1.EnvVar) bool {
+	return slices.ContainsFunc(written, func(w corev1.EnvVar) bool { return equality.Semantic.DeepEqual(e, w) })
+}
+
+// insideClone reports whether dir is the clone or a directory in it, which
+// is where users of monorepos point OpenCode.
+func insideClone(dir, clone string) bool {
+	return dir == clone || strings.HasPrefix(dir, clone+"/")
+}
+
 // injectContainer adds the env, working directory, claim mount and resource
-// defaults to the OpenCode container.
-func injectContainer(c *corev1.Container, ws Workspace, s Settings, rec *record) []string {
-	var warnings []string
+// defaults to the OpenCode container, and records what it replaced.
+func injectContainer(c *corev1.Container, rec *record, s Settings) {
 	var kept []corev1.EnvVar
 	for i, e := range c.Env {
 		if ownedEnv(e.Name) {
 			rec.Env = append(rec.Env, replacedEnv{Index: i, EnvVar: e})
-			warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it for persistence and the password")
 			continue
 		}
 		kept = append(kept, e)
 	}
-	c.Env = append(kept, homeEnv()...)
-	c.Env = append(c.Env, secretEnv(EnvPassword, ws.Secret, SecretKeyPassword, false), tokenEnv(ws))
-	c.Env = append(c.Env, gitConfigEnv(ws, s)...)
-
-	if c.WorkingDir != "" && c.WorkingDir != ws.ClonePath() {
-		rec.WorkingDir = c.WorkingDir
-		warnings = append(warnings, "workingDir "+c.WorkingDir+" of container "+c.Name+" replaced by the clone "+ws.ClonePath())
+	c.Env = append(kept, writtenEnv(*rec)...)
+	if !insideClone(c.WorkingDir, rec.Clone) {
+		rec.WorkingDir = ptr.To(c.WorkingDir)
+		c.WorkingDir = rec.Clone
 	}
-	c.WorkingDir = ws.ClonePath()
 	c.VolumeMounts = append(c.VolumeMounts, dataMount())
 	rec.Filled = fillResources(&c.Resources, s)
-	return warnings
 }
 
-// stripContainer undoes injectContainer; with an untrusted record only what
-// is ours by name goes.
+// stripContainer undoes injectContainer. Each item the injection wrote goes
+// (or gets the user's original back) only while it holds exactly what was
+// written; a value the user set since stays. Without a trusted record only
+// what is ours by name goes, and resources stay.
 func stripContainer(c *corev1.Container, rec record, trusted bool) {
-	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) })
-	if trusted {
-		for _, e := range rec.Env {
-			c.Env = slices.Insert(c.Env, min(max(e.Index, 0), len(c.Env)), e.EnvVar)
+	c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, isDataMount)
+	if len(c.VolumeMounts) == 0 {
+		c.VolumeMounts = nil
+	}
+	if !trusted {
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) })
+		if strings.HasPrefix(c.WorkingDir, contract.WorkspaceRoot+"/") {
+			c.WorkingDir = ""
 		}
-		c.WorkingDir = rec.WorkingDir
+	} else {
+		written := writtenEnv(rec)
+		var usersNow []string // owned names holding a value the user set since
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
+			if !ownedEnv(e.Name) {
+				return false
+			}
+			if rec.legacy || isWritten(e, written) {
+				return true
+			}
+			usersNow = append(usersNow, e.Name)
+			return false
+		})
+		for _, e := range rec.Env {
+			if !slices.Contains(usersNow, e.Name) {
+				c.Env = slices.Insert(c.Env, min(max(e.Index, 0), len(c.Env)), e.EnvVar)
+			}
+		}
+		if rec.WorkingDir != nil && rec.Clone != "" && c.WorkingDir == rec.Clone {
+			c.WorkingDir = *rec.WorkingDir
+		}
 		unfillResources(&c.Resources, rec.Filled)
-	} else if strings.HasPrefix(c.WorkingDir, WorkspaceRoot+"/") {
-		c.WorkingDir = ""
 	}
 	if len(c.Env) == 0 {
 		c.Env = nil

@@ -7,6 +7,8 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -40,47 +42,42 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err := h.Decoder.DecodeRaw(req.Object, &d); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	out, warnings, err := Inject(&d, h.Settings)
+	var old *metav1.ObjectMeta
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		// Only the stored object's metadata matters: its record and
+		// annotations are what the user was already told about.
+		var stored struct {
+			Metadata metav1.ObjectMeta `json:"metadata"`
+		}
+		if err := json.Unmarshal(req.OldObject.Raw, &stored); err == nil {
+			old = &stored.Metadata
+		}
+	}
+	out, warnings, err := InjectUpdate(&d, old, h.Settings)
 	if err != nil {
 		mutations.WithLabelValues(OutcomeDenied).Inc()
 		log.Info("denied", "reason", err.Error())
 		return admission.Denied(err.Error()).WithWarnings(warnings...)
 	}
-	if req.Operation == admissionv1.Update && Enabled(out) && len(req.OldObject.Raw) > 0 {
-		var old appsv1.Deployment
-		if err := h.Decoder.DecodeRaw(req.OldObject, &old); err == nil {
-			warnings = append(warnings, changeWarnings(&old, out)...)
-		}
+	outcome := OutcomeInjected
+	switch {
+	case equality.Semantic.DeepEqual(&d, out):
+		mutations.WithLabelValues(OutcomeUnchanged).Inc()
+		log.V(1).Info("admitted", "outcome", OutcomeUnchanged, "warnings", len(warnings))
+		return admission.Allowed("").WithWarnings(warnings...)
+	case !Enabled(out):
+		outcome = OutcomeUninjected
 	}
-	marshaled, err := json.Marshal(out)
+	ops, err := createPatch(req.Object.Raw, &d, out)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, marshaled)
-	outcome := OutcomeInjected
-	switch {
-	case !Enabled(out) && IsInjected(&d):
-		outcome = OutcomeUninjected
-	case len(resp.Patches) == 0:
+	resp := admission.Patched("", ops...)
+	if len(ops) == 0 {
+		resp = admission.Allowed("")
 		outcome = OutcomeUnchanged
 	}
 	mutations.WithLabelValues(outcome).Inc()
-	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(resp.Patches), "warnings", len(warnings))
+	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(ops), "warnings", len(warnings))
 	return resp.WithWarnings(warnings...)
-}
-
-// changeWarnings tells the user what an UPDATE of an injected workspace will
-// not change on the claim.
-func changeWarnings(old, cur *appsv1.Deployment) []string {
-	if !Enabled(old) || !Enabled(cur) || !IsInjected(old) {
-		return nil
-	}
-	var warnings []string
-	if o, c := old.Annotations[AnnotationBranch], cur.Annotations[AnnotationBranch]; o != c {
-		warnings = append(warnings, "annotation "+AnnotationBranch+" changed: the existing clone keeps its branch; switch it with git in the workspace")
-	}
-	if o, c := old.Annotations[AnnotationRepo], cur.Annotations[AnnotationRepo]; o != c {
-		warnings = append(warnings, "annotation "+AnnotationRepo+" changed: the old clone stays on the claim; the new repo is cloned beside it")
-	}
-	return warnings
 }

@@ -1,9 +1,11 @@
 package webhook
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/angryninja/opencode-injector/contract"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
@@ -12,6 +14,15 @@ import (
 // seedImageUser is the uid of the distroless nonroot user of the injector
 // image; it owns the volume when the pod forbids root but names no uid.
 const seedImageUser int64 = 65532
+
+// seedSubcommand is the binary's subcommand the init container runs.
+const seedSubcommand = "seed"
+
+// isOurSeed tells the seed init container the injection added from a user's
+// init container that happens to share its name: ours runs the seed.
+func isOurSeed(c corev1.Container) bool {
+	return c.Name == contract.SeedContainerName && slices.Equal(c.Command, []string{contract.SeedBinaryPath}) && slices.Equal(c.Args, []string{seedSubcommand})
+}
 
 // Fields the API server would default, set here so that an already injected
 // object produces an empty patch.
@@ -26,27 +37,27 @@ var seedResources = corev1.ResourceRequirements{
 // container's user, so that what it creates on the claim is that user's.
 func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *record) (corev1.Container, []string) {
 	env := []corev1.EnvVar{
-		{Name: EnvSeedRepo, Value: ws.RepoURL},
-		{Name: EnvSeedWorkspace, Value: ws.ClonePath()},
-		{Name: EnvSeedAuthSource, Value: AuthSourcePath},
-		{Name: EnvSeedAuthTarget, Value: AuthTargetPath},
-		{Name: EnvSeedAllowedHosts, Value: strings.Join(s.AllowedGitHosts, ",")},
+		{Name: contract.EnvSeedRepo, Value: ws.Repo.URL},
+		{Name: contract.EnvSeedWorkspace, Value: ws.ClonePath()},
+		{Name: contract.EnvSeedAuthSource, Value: contract.AuthSourcePath},
+		{Name: contract.EnvSeedAuthTarget, Value: contract.AuthTargetPath},
+		{Name: contract.EnvSeedAllowedHosts, Value: strings.Join(s.AllowedGitHosts, ",")},
 	}
 	if ws.Branch != "" {
-		env = append(env, corev1.EnvVar{Name: EnvSeedBranch, Value: ws.Branch})
+		env = append(env, corev1.EnvVar{Name: contract.EnvSeedBranch, Value: ws.Branch})
 	}
 	env = append(env, homeEnv()...)
-	env = append(env, tokenEnv(ws))
+	env = append(env, tokenEnv(ws.Secret))
 	sc, warnings := seedSecurityContext(ps, ci, rec)
 	return corev1.Container{
-		Name:    SeedContainerName,
+		Name:    contract.SeedContainerName,
 		Image:   s.SeedImage,
-		Command: []string{SeedBinaryPath},
-		Args:    []string{"seed"},
+		Command: []string{contract.SeedBinaryPath},
+		Args:    []string{seedSubcommand},
 		Env:     env,
 		VolumeMounts: []corev1.VolumeMount{
 			dataMount(),
-			{Name: AuthVolumeName, MountPath: AuthMountPath, ReadOnly: true},
+			{Name: contract.AuthVolumeName, MountPath: contract.AuthMountPath, ReadOnly: true},
 		},
 		Resources:                *seedResources.DeepCopy(),
 		SecurityContext:          sc,
@@ -102,9 +113,7 @@ func seedSecurityContext(ps *corev1.PodSpec, ci int, rec *record) (*corev1.Secur
 			ps.SecurityContext = &corev1.PodSecurityContext{}
 		}
 		ps.SecurityContext.FSGroup = ptr.To(group)
-		rec.FSGroupAdded = true
-		warnings = append(warnings, "spec.template.spec.securityContext.fsGroup set to "+strconv.FormatInt(group, 10)+
-			" so that a non-root user can write to the workspace claim; set fsGroup yourself to choose it")
+		rec.FSGroup = ptr.To(group)
 	}
 	return sc, warnings
 }

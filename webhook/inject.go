@@ -3,11 +3,15 @@ package webhook
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/angryninja/opencode-injector/contract"
 )
 
 // Inject is the whole mutation, a pure function: it returns a copy of in
@@ -17,21 +21,33 @@ import (
 // again, so the same input always gives the same output and injecting twice
 // changes nothing.
 func Inject(in *appsv1.Deployment, s Settings) (*appsv1.Deployment, []string, error) {
+	return InjectUpdate(in, nil, s)
+}
+
+// InjectUpdate is Inject for an UPDATE, given the stored object's metadata:
+// its status annotation, written by this webhook, is what the user already
+// knows, so only what changes since is warned about, and a changed repo or
+// branch is explained.
+func InjectUpdate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*appsv1.Deployment, []string, error) {
 	if in.DeletionTimestamp != nil {
 		return in.DeepCopy(), nil, nil // a way out is never blocked
 	}
 	d := in.DeepCopy()
 	var warnings []string
-	injected := IsInjected(d)
-	if injected {
-		if w := strip(d, s); w != "" {
-			warnings = append(warnings, w)
+	prev, trusted, w := readRecord(d)
+	if w != "" {
+		warnings = append(warnings, w)
+	}
+	baseline := baselineRecord(prev, trusted, old)
+	enabled := Enabled(d)
+	if IsInjected(d) {
+		strip(d, prev, trusted)
+		if !enabled {
+			stripForeignMounts(&d.Spec.Template.Spec)
+			return d, append(warnings, "label "+contract.LabelInject+" removed: the workspace injection was removed; the claim and its data are kept"), nil
 		}
 	}
-	if !Enabled(d) {
-		if injected {
-			warnings = append(warnings, "label "+LabelInject+" removed: the workspace injection was removed; the claim and its data are kept")
-		}
+	if !enabled {
 		return d, warnings, nil
 	}
 	warnings = append(warnings, unknownKeyWarnings(d.Annotations)...)
@@ -53,72 +69,100 @@ func Inject(in *appsv1.Deployment, s Settings) (*appsv1.Deployment, []string, er
 		return nil, warnings, err
 	}
 
-	rec := record{Version: ContractVersion, Container: ws.Container}
-	warnings = append(warnings, setStrategy(d, &rec)...)
+	rec := record{Version: contract.Version, Container: ws.Container, Secret: ws.Secret, Clone: ws.ClonePath(), Hosts: s.AllowedGitHosts}
+	setStrategy(d, &rec)
 	ps.Volumes = append(ps.Volumes, volumes(ws)...)
-	seed, w := seedContainer(ps, ci, ws, s, &rec)
-	warnings = append(warnings, w...)
+	seed, w2 := seedContainer(ps, ci, ws, s, &rec)
+	warnings = append(warnings, w2...)
 	ps.InitContainers = append([]corev1.Container{seed}, ps.InitContainers...)
-	warnings = append(warnings, injectContainer(&ps.Containers[ci], ws, s, &rec)...)
+	injectContainer(&ps.Containers[ci], &rec, s)
+	warnings = append(warnings, changeWarnings(baseline, rec, ps)...)
+	if old != nil {
+		warnings = append(warnings, repoWarnings(old, d, baseline, rec)...)
+	}
 
 	if d.Annotations == nil {
 		d.Annotations = map[string]string{}
 	}
-	d.Annotations[AnnotationInjected] = rec.encode()
+	d.Annotations[contract.AnnotationInjected] = rec.encode()
 	return d, warnings, nil
 }
 
-// Enabled reports whether d carries the opt-in label.
-func Enabled(d *appsv1.Deployment) bool { return d.Labels[LabelInject] == LabelInjectEnabled }
-
-// IsInjected reports whether d carries anything of an earlier injection.
-func IsInjected(d *appsv1.Deployment) bool {
-	_, annotated := d.Annotations[AnnotationInjected]
-	return annotated || slices.ContainsFunc(d.Spec.Template.Spec.InitContainers, func(c corev1.Container) bool {
-		return c.Name == SeedContainerName
-	})
+// baselineRecord is the record the user has already been told about: the
+// stored object's on an UPDATE, else the object's own.
+func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta) *record {
+	if old != nil {
+		raw, ok := old.Annotations[contract.AnnotationInjected]
+		if !ok {
+			return nil
+		}
+		rec, err := parseRecord(raw, &corev1.PodSpec{})
+		if err != nil {
+			return nil
+		}
+		return &rec
+	}
+	if trusted {
+		return &own
+	}
+	return nil
 }
 
-// strip removes an earlier injection by our fixed names and restores what it
-// overwrote from the status annotation, when that can be trusted.
-func strip(d *appsv1.Deployment, s Settings) (warning string) {
-	rec, trusted, warning := readRecord(d)
-	delete(d.Annotations, AnnotationInjected)
+// Enabled reports whether d carries the opt-in label.
+func Enabled(d *appsv1.Deployment) bool {
+	return d.Labels[contract.LabelInject] == contract.LabelInjectEnabled
+}
+
+// IsInjected reports whether d carries anything of an earlier injection:
+// the status annotation, or the seed init container.
+func IsInjected(d *appsv1.Deployment) bool {
+	_, annotated := d.Annotations[contract.AnnotationInjected]
+	return annotated || slices.ContainsFunc(d.Spec.Template.Spec.InitContainers, isOurSeed)
+}
+
+// strip removes an earlier injection and leaves the user's object: each
+// item the injection wrote is removed, or gets the user's original back,
+// only while it holds exactly what was written. Without a trusted record,
+// what is ours by name goes and nothing is restored.
+func strip(d *appsv1.Deployment, rec record, trusted bool) {
+	_, annotated := d.Annotations[contract.AnnotationInjected]
+	delete(d.Annotations, contract.AnnotationInjected)
 	if len(d.Annotations) == 0 {
 		d.Annotations = nil
 	}
 	ps := &d.Spec.Template.Spec
-	ps.InitContainers = slices.DeleteFunc(ps.InitContainers, func(c corev1.Container) bool { return c.Name == SeedContainerName })
+	ps.InitContainers = slices.DeleteFunc(ps.InitContainers, func(c corev1.Container) bool {
+		return isOurSeed(c) || (annotated && c.Name == contract.SeedContainerName)
+	})
 	if len(ps.InitContainers) == 0 {
 		ps.InitContainers = nil
 	}
 	stripVolumes(ps)
 
-	name := rec.Container
-	if !trusted {
-		// Without a record, find the container the way injection would.
-		ws, _ := ParseWorkspace(d, s)
-		if ci, err := selectContainer(ps, ws.Container); err == nil {
-			name = ps.Containers[ci].Name
-		}
-	}
-	for i := range ps.Containers {
-		if ps.Containers[i].Name == name {
-			stripContainer(&ps.Containers[i], rec, trusted)
-		}
-	}
 	if trusted {
-		if rec.Strategy != nil {
+		if i := slices.IndexFunc(ps.Containers, func(c corev1.Container) bool { return c.Name == rec.Container }); i >= 0 {
+			stripContainer(&ps.Containers[i], rec, true)
+		}
+		recreate := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+		if rec.Strategy != nil && equality.Semantic.DeepEqual(d.Spec.Strategy, recreate) {
 			d.Spec.Strategy = *rec.Strategy
 		}
-		if rec.FSGroupAdded && ps.SecurityContext != nil {
-			ps.SecurityContext.FSGroup = nil
-			if equality.Semantic.DeepEqual(*ps.SecurityContext, corev1.PodSecurityContext{}) {
+		if psc := ps.SecurityContext; rec.FSGroup != nil && psc != nil && psc.FSGroup != nil && *psc.FSGroup == *rec.FSGroup {
+			psc.FSGroup = nil
+			if equality.Semantic.DeepEqual(*psc, corev1.PodSecurityContext{}) {
 				ps.SecurityContext = nil
 			}
 		}
+		return
 	}
-	return warning
+	// Without a record: every container the claim is mounted into, and the
+	// one the annotations select, lose what is ours by name.
+	selected, _ := selectContainer(ps, d.Annotations[contract.AnnotationContainer])
+	for i := range ps.Containers {
+		if i == selected || slices.ContainsFunc(ps.Containers[i].VolumeMounts, isDataMount) {
+			stripContainer(&ps.Containers[i], rec, false)
+		}
+	}
 }
 
 // selectContainer finds the OpenCode container: the named one, else "app",
@@ -132,29 +176,28 @@ func selectContainer(ps *corev1.PodSpec, name string) (int, error) {
 		if i := slices.Index(names, name); i >= 0 {
 			return i, nil
 		}
-		return 0, &AnnotationError{AnnotationContainer, name, "names no container of the pod template (it has " + strings.Join(names, ", ") + ")", "set it to the container that runs OpenCode"}
+		return -1, &contract.AnnotationError{Key: contract.AnnotationContainer, Value: name, Problem: "names no container of the pod template (it has " + strings.Join(names, ", ") + ")", Fix: "set it to the container that runs OpenCode"}
 	}
-	if i := slices.Index(names, DefaultContainerName); i >= 0 {
+	if i := slices.Index(names, contract.DefaultContainerName); i >= 0 {
 		return i, nil
 	}
 	if len(names) == 1 {
 		return 0, nil
 	}
-	return 0, fmt.Errorf("the pod template has %d containers (%s) and none is named %q: set annotation %s to the one that runs OpenCode",
-		len(names), strings.Join(names, ", "), DefaultContainerName, AnnotationContainer)
+	return -1, fmt.Errorf("the pod template has %d containers (%s) and none is named %q: set annotation %s to the one that runs OpenCode",
+		len(names), strings.Join(names, ", "), contract.DefaultContainerName, contract.AnnotationContainer)
 }
 
 // setStrategy makes the rollout Recreate: a ReadWriteOnce claim cannot
 // attach to two pods on two nodes during a rolling update.
-func setStrategy(d *appsv1.Deployment, rec *record) []string {
+func setStrategy(d *appsv1.Deployment, rec *record) {
 	recreate := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
-	if d.Spec.Strategy == recreate {
-		return nil
+	if equality.Semantic.DeepEqual(d.Spec.Strategy, recreate) {
+		return
 	}
 	orig := d.Spec.Strategy
 	rec.Strategy = &orig
 	d.Spec.Strategy = recreate
-	return []string{"spec.strategy " + strategyName(orig) + " replaced by Recreate: the workspace's ReadWriteOnce claim cannot attach to two pods during a rollout"}
 }
 
 func strategyName(s appsv1.DeploymentStrategy) string {
@@ -162,4 +205,72 @@ func strategyName(s appsv1.DeploymentStrategy) string {
 		return string(appsv1.RollingUpdateDeploymentStrategyType) + " (the default)"
 	}
 	return string(s.Type)
+}
+
+// changeWarnings says what the injection overrides or gives up, compared
+// with what base (the record the user was already told about) held: an
+// override warns when it is new or its original changed, never again while
+// it stays as it was.
+func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
+	if base == nil {
+		base = &record{}
+	}
+	c := &ps.Containers[slices.IndexFunc(ps.Containers, func(c corev1.Container) bool { return c.Name == rec.Container })]
+	var warnings []string
+	if rec.Strategy != nil && (base.Strategy == nil || !equality.Semantic.DeepEqual(*base.Strategy, *rec.Strategy)) {
+		warnings = append(warnings, "spec.strategy "+strategyName(*rec.Strategy)+" replaced by Recreate: the workspace's ReadWriteOnce claim cannot attach to two pods during a rollout")
+	}
+	written := writtenEnv(rec)
+	for _, e := range rec.Env {
+		if isWritten(e.EnvVar, written) || slices.ContainsFunc(base.Env, func(b replacedEnv) bool { return equality.Semantic.DeepEqual(b.EnvVar, e.EnvVar) }) {
+			continue
+		}
+		warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it for persistence and the password")
+	}
+	if rec.WorkingDir != nil && *rec.WorkingDir != "" && (base.WorkingDir == nil || *base.WorkingDir != *rec.WorkingDir) {
+		warnings = append(warnings, "workingDir "+*rec.WorkingDir+" of container "+c.Name+" replaced by the clone "+rec.Clone+" (a workingDir inside the clone is kept)")
+	}
+	if rec.FSGroup != nil && (base.FSGroup == nil || *base.FSGroup != *rec.FSGroup) {
+		warnings = append(warnings, "spec.template.spec.securityContext.fsGroup set to "+strconv.FormatInt(*rec.FSGroup, 10)+
+			" so that a non-root user can write to the workspace claim; set fsGroup yourself to choose it")
+	}
+	if base.Container == rec.Container {
+		for _, f := range sortedKeys(base.Filled) {
+			if _, still := rec.Filled[f]; still {
+				continue
+			}
+			if q, set := resourceField(&c.Resources, f); set {
+				warnings = append(warnings, "resources "+f+" of container "+c.Name+" is now "+q.String()+", set by you: opencode-injector no longer fills it")
+			}
+		}
+	}
+	if psc := ps.SecurityContext; base.FSGroup != nil && rec.FSGroup == nil && psc != nil && psc.FSGroup != nil && *psc.FSGroup != *base.FSGroup {
+		warnings = append(warnings, "spec.template.spec.securityContext.fsGroup is now "+strconv.FormatInt(*psc.FSGroup, 10)+", set by you: opencode-injector no longer sets it")
+	}
+	return warnings
+}
+
+// repoWarnings tells the user what an UPDATE that changes the repo or the
+// branch does on the claim.
+func repoWarnings(old *metav1.ObjectMeta, cur *appsv1.Deployment, base *record, rec record) []string {
+	if base == nil || old.Labels[contract.LabelInject] != contract.LabelInjectEnabled {
+		return nil
+	}
+	var warnings []string
+	if o, c := old.Annotations[contract.AnnotationBranch], cur.Annotations[contract.AnnotationBranch]; o != c {
+		warnings = append(warnings, "annotation "+contract.AnnotationBranch+" changed: the existing clone keeps its branch; switch it with git in the workspace")
+	}
+	if base.Clone != "" && base.Clone != rec.Clone {
+		warnings = append(warnings, "annotation "+contract.AnnotationRepo+" changed: the old clone stays on the claim at "+base.Clone+"; the new repo is cloned beside it at "+rec.Clone)
+	}
+	return warnings
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -130,13 +131,13 @@ func TestRemovingLabelRestoresOriginal(t *testing.T) {
 			if err != nil || !IsInjected(out) {
 				t.Skip("not injected")
 			}
-			delete(out.Labels, LabelInject)
+			delete(out.Labels, contract.LabelInject)
 			restored, _, err := Inject(out, testSettings())
 			if err != nil {
 				t.Fatalf("un-injection denied: %v", err)
 			}
 			want := in.DeepCopy()
-			delete(want.Labels, LabelInject)
+			delete(want.Labels, contract.LabelInject)
 			if !equality.Semantic.DeepEqual(want, restored) {
 				a, _ := EncodeYAML(want)
 				b, _ := EncodeYAML(restored)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 const (
@@ -14,10 +15,10 @@ const (
 
 // fillResources sets the default requests and limits the user left unset,
 // never into an invalid pair: a filled request is capped at the user's
-// limit, a filled limit raised to the request. It returns the filled fields
-// ("requests.cpu", ...) in order.
-func fillResources(r *corev1.ResourceRequirements, s Settings) []string {
-	var filled []string
+// limit, a filled limit raised to the request. It returns each filled field
+// ("limits.memory") with the value written, nil when none.
+func fillResources(r *corev1.ResourceRequirements, s Settings) map[string]resource.Quantity {
+	filled := map[string]resource.Quantity{}
 	for _, name := range sortedNames(s.DefaultRequests) {
 		if _, set := r.Requests[name]; set {
 			continue
@@ -30,7 +31,7 @@ func fillResources(r *corev1.ResourceRequirements, s Settings) []string {
 			r.Requests = corev1.ResourceList{}
 		}
 		r.Requests[name] = q
-		filled = append(filled, requestsField+string(name))
+		filled[requestsField+string(name)] = q
 	}
 	for _, name := range sortedNames(s.DefaultLimits) {
 		if _, set := r.Limits[name]; set {
@@ -44,19 +45,22 @@ func fillResources(r *corev1.ResourceRequirements, s Settings) []string {
 			r.Limits = corev1.ResourceList{}
 		}
 		r.Limits[name] = q
-		filled = append(filled, limitsField+string(name))
+		filled[limitsField+string(name)] = q
 	}
-	sort.Strings(filled)
+	if len(filled) == 0 {
+		return nil
+	}
 	return filled
 }
 
-// unfillResources removes the fields fillResources filled.
-func unfillResources(r *corev1.ResourceRequirements, filled []string) {
-	for _, f := range filled {
-		if name, ok := strings.CutPrefix(f, requestsField); ok {
-			delete(r.Requests, corev1.ResourceName(name))
-		} else if name, ok := strings.CutPrefix(f, limitsField); ok {
-			delete(r.Limits, corev1.ResourceName(name))
+// unfillResources removes each filled field that still holds the value the
+// injection wrote; a field the user has changed since is theirs and stays.
+func unfillResources(r *corev1.ResourceRequirements, filled map[string]resource.Quantity) {
+	for f, wrote := range filled {
+		if rl, name, ok := resourceList(r, f); ok {
+			if q, set := rl[name]; set && q.Cmp(wrote) == 0 {
+				delete(rl, name)
+			}
 		}
 	}
 	if len(r.Requests) == 0 {
@@ -65,6 +69,28 @@ func unfillResources(r *corev1.ResourceRequirements, filled []string) {
 	if len(r.Limits) == 0 {
 		r.Limits = nil
 	}
+}
+
+// resourceField reads a field named like "limits.memory".
+func resourceField(r *corev1.ResourceRequirements, f string) (resource.Quantity, bool) {
+	rl, name, ok := resourceList(r, f)
+	if !ok {
+		return resource.Quantity{}, false
+	}
+	q, set := rl[name]
+	return q, set
+}
+
+// resourceList splits a field named like "limits.memory" into its list in r
+// and the resource name.
+func resourceList(r *corev1.ResourceRequirements, f string) (corev1.ResourceList, corev1.ResourceName, bool) {
+	if n, ok := strings.CutPrefix(f, requestsField); ok && n != "" {
+		return r.Requests, corev1.ResourceName(n), true
+	}
+	if n, ok := strings.CutPrefix(f, limitsField); ok && n != "" {
+		return r.Limits, corev1.ResourceName(n), true
+	}
+	return nil, "", false
 }
 
 func sortedNames(rl corev1.ResourceList) []corev1.ResourceName {

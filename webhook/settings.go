@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/angryninja/opencode-injector/contract"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -22,11 +23,10 @@ type Settings struct {
 
 // Default values of the injection flags.
 const (
-	DefaultSecretName      = "opencode-secret"
-	DefaultAllowedGitHosts = "github.com"
-	DefaultRequestsFlag    = "cpu=100m,memory=256Mi"
-	DefaultLimitsFlag      = "cpu=500m,memory=512Mi"
-	ImageRepository        = "ghcr.io/angryninja/opencode-injector"
+	DefaultSecretName   = "opencode-secret"
+	DefaultRequestsFlag = "cpu=100m,memory=256Mi"
+	DefaultLimitsFlag   = "cpu=500m,memory=512Mi"
+	ImageRepository     = "ghcr.io/angryninja/opencode-injector"
 )
 
 // DefaultSettings returns the flag defaults; seedImage is the injector's own
@@ -35,7 +35,7 @@ func DefaultSettings(seedImage string) Settings {
 	return Settings{
 		SeedImage:       seedImage,
 		DefaultSecret:   DefaultSecretName,
-		AllowedGitHosts: mustHosts(DefaultAllowedGitHosts),
+		AllowedGitHosts: mustHosts(contract.DefaultAllowedGitHosts),
 		DefaultRequests: mustResources(DefaultRequestsFlag),
 		DefaultLimits:   mustResources(DefaultLimitsFlag),
 	}
@@ -43,10 +43,10 @@ func DefaultSettings(seedImage string) Settings {
 
 // AddFlags registers the injection flags on fs, starting from s's values.
 func (s *Settings) AddFlags(fs *flag.FlagSet) {
-	fs.StringVar(&s.SeedImage, "seed-image", s.SeedImage, "image of the opencode-seed init container (it must hold "+SeedBinaryPath+")")
-	fs.StringVar(&s.DefaultSecret, "default-secret", s.DefaultSecret, "Secret used when a Deployment has no "+AnnotationSecret+" annotation")
-	fs.Func("allowed-git-hosts", "comma-separated hosts (host or host:port) that repos may come from and the token may be sent to (default "+DefaultAllowedGitHosts+")", func(v string) error {
-		hosts, err := ParseHosts(v)
+	fs.StringVar(&s.SeedImage, "seed-image", s.SeedImage, "image of the opencode-seed init container (it must hold "+contract.SeedBinaryPath+")")
+	fs.StringVar(&s.DefaultSecret, "default-secret", s.DefaultSecret, "Secret used when a Deployment has no "+contract.AnnotationSecret+" annotation")
+	fs.Func("allowed-git-hosts", "comma-separated hosts (host or host:port) that repos may come from and the token may be sent to (default "+contract.DefaultAllowedGitHosts+")", func(v string) error {
+		hosts, err := contract.ParseHosts(v)
 		s.AllowedGitHosts = hosts
 		return err
 	})
@@ -74,25 +74,6 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("--default-secret %q: %s", s.DefaultSecret, strings.Join(msgs, "; "))
 	}
 	return nil
-}
-
-// ParseHosts parses a comma-separated list of host or host:port, lowercased.
-func ParseHosts(v string) ([]string, error) {
-	var hosts []string
-	for _, h := range strings.Split(v, ",") {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if h == "" {
-			continue
-		}
-		if strings.ContainsAny(h, "/@?# ") {
-			return nil, fmt.Errorf("host %q: give a host name or host:port, without scheme or path", h)
-		}
-		hosts = append(hosts, h)
-	}
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("no host given")
-	}
-	return hosts, nil
 }
 
 // ParseResources parses "cpu=100m,memory=256Mi".
@@ -132,7 +113,7 @@ func FormatResources(rl corev1.ResourceList) string {
 }
 
 func mustHosts(v string) []string {
-	h, err := ParseHosts(v)
+	h, err := contract.ParseHosts(v)
 	if err != nil {
 		panic(err)
 	}

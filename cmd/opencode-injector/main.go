@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/seed"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -45,7 +46,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "seed":
 		return seed.Main(rest, stdout, stderr)
 	case "version":
-		fmt.Fprintf(stdout, "opencode-injector %s (%s, contract %s)\n", version, runtime.Version(), webhook.ContractVersion)
+		fmt.Fprintf(stdout, "opencode-injector %s (%s, contract %s)\n", version, runtime.Version(), contract.Version)
 		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)

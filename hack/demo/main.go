@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/test/gitserver"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/test/testenv"
@@ -98,7 +99,7 @@ func run(keep bool) error {
 	if err != nil {
 		return err
 	}
-	step("Creating Deployment opencode/" + d.Name + " (app-template 4.1.1 output, label " + webhook.LabelInject + "=true, repo " + d.Annotations[webhook.AnnotationRepo] + ")")
+	step("Creating Deployment opencode/" + d.Name + " (app-template 4.1.1 output, label " + contract.LabelInject + "=true, repo " + d.Annotations[contract.AnnotationRepo] + ")")
 	if err := c.Create(ctx, d); err != nil {
 		return err
 	}
@@ -138,10 +139,10 @@ func describe(d *appsv1.Deployment) {
 	}
 	for _, v := range ps.Volumes {
 		if v.PersistentVolumeClaim != nil {
-			fmt.Printf("  volume %s: PersistentVolumeClaim %s, mounted at %s\n", v.Name, v.PersistentVolumeClaim.ClaimName, webhook.DataMountPath)
+			fmt.Printf("  volume %s: PersistentVolumeClaim %s, mounted at %s\n", v.Name, v.PersistentVolumeClaim.ClaimName, contract.DataMountPath)
 		}
 		if v.Secret != nil {
-			fmt.Printf("  volume %s: key %s of Secret %s (optional), read-only in %s only\n", v.Name, webhook.SecretKeyAuth, v.Secret.SecretName, seed.Name)
+			fmt.Printf("  volume %s: key %s of Secret %s (optional), read-only in %s only\n", v.Name, contract.SecretKeyAuth, v.Secret.SecretName, seed.Name)
 		}
 	}
 	app := ps.Containers[0]
@@ -151,7 +152,7 @@ func describe(d *appsv1.Deployment) {
 	}
 	fmt.Printf("    resources: requests %s, limits %s\n", webhook.FormatResources(app.Resources.Requests), webhook.FormatResources(app.Resources.Limits))
 	fmt.Printf("  strategy: %s, replicas %d\n", d.Spec.Strategy.Type, *d.Spec.Replicas)
-	fmt.Printf("  annotation %s: %s\n", webhook.AnnotationInjected, d.Annotations[webhook.AnnotationInjected])
+	fmt.Printf("  annotation %s: %s\n", contract.AnnotationInjected, d.Annotations[contract.AnnotationInjected])
 }
 
 func envValue(e corev1.EnvVar) string {
@@ -198,9 +199,9 @@ func podLifecycle(ctx context.Context, c client.Client, root, demoDir string, fl
 	d := flux.DeepCopy()
 	d.ObjectMeta = metav1.ObjectMeta{
 		Name: "opencode-demo", Namespace: flux.Namespace, Labels: flux.Labels,
-		Annotations: map[string]string{webhook.AnnotationRepo: git.RepoURL("angryninja", "k8s-cluster")},
+		Annotations: map[string]string{contract.AnnotationRepo: git.RepoURL("angryninja", "k8s-cluster")},
 	}
-	step("Creating Deployment opencode/opencode-demo, repo " + d.Annotations[webhook.AnnotationRepo])
+	step("Creating Deployment opencode/opencode-demo, repo " + d.Annotations[contract.AnnotationRepo])
 	if err := c.Create(ctx, d); err != nil {
 		return err
 	}
@@ -221,16 +222,16 @@ func podLifecycle(ctx context.Context, c client.Client, root, demoDir string, fl
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(secret, webhook.AuthFileName), []byte(`{"github-copilot":{"type":"oauth"}}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(secret, contract.AuthFileName), []byte(`{"github-copilot":{"type":"oauth"}}`), 0o600); err != nil {
 		return err
 	}
 	pod := &kubelet.Pod{
 		Spec:    stored.Spec.Template.Spec,
-		Secret:  map[string]string{webhook.SecretKeyPassword: "demo", webhook.SecretKeyToken: demoToken},
-		Volumes: map[string]string{webhook.DataVolumeName: claim, webhook.AuthVolumeName: secret},
+		Secret:  map[string]string{contract.SecretKeyPassword: "demo", contract.SecretKeyToken: demoToken},
+		Volumes: map[string]string{contract.DataVolumeName: claim, contract.AuthVolumeName: secret},
 		Image:   map[string]string{"SSL_CERT_FILE": git.CAFile},
 	}
-	seedC, err := pod.Container(webhook.SeedContainerName)
+	seedC, err := pod.Container(contract.SeedContainerName)
 	if err != nil {
 		return err
 	}
@@ -246,7 +247,7 @@ func podLifecycle(ctx context.Context, c client.Client, root, demoDir string, fl
 		fmt.Printf("  requests to the git server: %d\n", git.Requests()-before)
 		return err
 	}
-	fmt.Printf("  claim %s is mounted at %s; the Secret's auth.json at %s\n", claim, webhook.DataMountPath, webhook.AuthMountPath)
+	fmt.Printf("  claim %s is mounted at %s; the Secret's auth.json at %s\n", claim, contract.DataMountPath, contract.AuthMountPath)
 	if err := start("Pod start: opencode-seed runs as the kubelet would run it"); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
@@ -78,7 +79,7 @@ func assertOneCopy(t *testing.T, d *appsv1.Deployment) {
 			count[c.Name+" env "+e.Name]++
 		}
 	}
-	for _, key := range []string{"init " + webhook.SeedContainerName, "volume " + webhook.DataVolumeName, "volume " + webhook.AuthVolumeName, "app mount /data", "app env HOME", "app env GIT_CONFIG_COUNT"} {
+	for _, key := range []string{"init " + contract.SeedContainerName, "volume " + contract.DataVolumeName, "volume " + contract.AuthVolumeName, "app mount /data", "app env HOME", "app env GIT_CONFIG_COUNT"} {
 		if count[key] != 1 {
 			t.Errorf("%s: %d copies, want 1", key, count[key])
 		}
@@ -228,14 +229,14 @@ func TestLabelRemovedThenAddedBack(t *testing.T) {
 
 			plain := u.DeepCopy()
 			labels := plain.GetLabels()
-			delete(labels, webhook.LabelInject)
+			delete(labels, contract.LabelInject)
 			plain.SetLabels(labels)
 			removed := helmApply(t, plain)
-			if _, ok := removed.Annotations[webhook.AnnotationInjected]; ok {
+			if _, ok := removed.Annotations[contract.AnnotationInjected]; ok {
 				t.Error("the status annotation stayed")
 			}
 			spec, _ := json.Marshal(removed.Spec)
-			for _, ours := range []string{webhook.SeedContainerName, webhook.DataVolumeName, webhook.AuthVolumeName, webhook.WorkspaceRoot, "GIT_CONFIG_COUNT", "XDG_DATA_HOME", webhook.EnvPassword} {
+			for _, ours := range []string{contract.SeedContainerName, contract.DataVolumeName, contract.AuthVolumeName, contract.WorkspaceRoot, "GIT_CONFIG_COUNT", "XDG_DATA_HOME", contract.EnvPassword} {
 				if strings.Contains(string(spec), ours) {
 					t.Errorf("%s is left after un-injection", ours)
 				}

@@ -19,6 +19,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
@@ -57,10 +58,10 @@ func TestMutationsAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := fixture(t, "ha", ns)
-	bad.Annotations[webhook.AnnotationRepo] = "ssh://github.com/a/b"
+	bad.Annotations[contract.AnnotationRepo] = "ssh://github.com/a/b"
 	_ = env.Client.Create(ctx, bad)
 	stored := get(t, d)
-	delete(stored.Labels, webhook.LabelInject)
+	delete(stored.Labels, contract.LabelInject)
 	if err := env.Client.Update(ctx, stored); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
@@ -32,21 +33,21 @@ func get(t *testing.T, d *appsv1.Deployment) *appsv1.Deployment {
 func assertInjected(t *testing.T, d *appsv1.Deployment) {
 	t.Helper()
 	ps := d.Spec.Template.Spec
-	if len(ps.InitContainers) == 0 || ps.InitContainers[0].Name != webhook.SeedContainerName || ps.InitContainers[0].Image != settings.SeedImage {
+	if len(ps.InitContainers) == 0 || ps.InitContainers[0].Name != contract.SeedContainerName || ps.InitContainers[0].Image != settings.SeedImage {
 		t.Errorf("opencode-seed is not the first init container: %+v", ps.InitContainers)
 	}
 	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 		t.Errorf("strategy %s, want Recreate", d.Spec.Strategy.Type)
 	}
-	if _, ok := d.Annotations[webhook.AnnotationInjected]; !ok {
+	if _, ok := d.Annotations[contract.AnnotationInjected]; !ok {
 		t.Error("no status annotation")
 	}
 	app := ps.Containers[0]
-	if !strings.HasPrefix(app.WorkingDir, webhook.WorkspaceRoot+"/") {
+	if !strings.HasPrefix(app.WorkingDir, contract.WorkspaceRoot+"/") {
 		t.Errorf("workingDir %q", app.WorkingDir)
 	}
 	if !slices.ContainsFunc(app.Env, func(e corev1.EnvVar) bool {
-		return e.Name == webhook.EnvPassword && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Optional == nil
+		return e.Name == contract.EnvPassword && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Optional == nil
 	}) {
 		t.Error("no required OPENCODE_SERVER_PASSWORD from the Secret")
 	}
@@ -81,7 +82,7 @@ func TestFixturesAreInjected(t *testing.T) {
 func TestUnlabeledDeploymentIsUntouched(t *testing.T) {
 	ns := namespace(t, nil)
 	d := fixture(t, "flux", ns)
-	delete(d.Labels, webhook.LabelInject)
+	delete(d.Labels, contract.LabelInject)
 	if err := env.Client.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestLabeledStatefulSetIsUntouched(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(sts), got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Spec.Template.Spec.InitContainers) != 0 || got.Annotations[webhook.AnnotationInjected] != "" {
+	if len(got.Spec.Template.Spec.InitContainers) != 0 || got.Annotations[contract.AnnotationInjected] != "" {
 		t.Error("a StatefulSet was injected")
 	}
 }
@@ -113,13 +114,13 @@ func TestLabeledStatefulSetIsUntouched(t *testing.T) {
 func TestInvalidAnnotationIsDenied(t *testing.T) {
 	ns := namespace(t, nil)
 	d := fixture(t, "flux", ns)
-	d.Annotations[webhook.AnnotationRepo] = "https://ghp_leaked@github.com/angryninja/k8s-cluster"
+	d.Annotations[contract.AnnotationRepo] = "https://ghp_leaked@github.com/angryninja/k8s-cluster"
 	err := env.Client.Create(ctx, d)
 	if err == nil {
 		t.Fatal("created")
 	}
 	msg := err.Error()
-	for _, want := range []string{"denied the request", "annotation " + webhook.AnnotationRepo, "credentials", "GITHUB_TOKEN"} {
+	for _, want := range []string{"denied the request", "annotation " + contract.AnnotationRepo, "credentials", "GITHUB_TOKEN"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q: %s", want, msg)
 		}
@@ -178,7 +179,7 @@ func TestRemovingLabelUninjects(t *testing.T) {
 	}
 	c, w := warningClient(t)
 	stored := get(t, d)
-	delete(stored.Labels, webhook.LabelInject)
+	delete(stored.Labels, contract.LabelInject)
 	if err := c.Update(ctx, stored); err != nil {
 		t.Fatal(err)
 	}
@@ -202,12 +203,12 @@ func TestOverridesComeBackAsWarnings(t *testing.T) {
 	d := fixture(t, "flux", ns)
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
 	d.Spec.Template.Spec.Containers[0].Env = append(d.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "HOME", Value: "/root"})
-	d.Annotations[webhook.Prefix+"brnach"] = "main"
+	d.Annotations[contract.Prefix+"brnach"] = "main"
 	c, w := warningClient(t)
 	if err := c.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"replaced by Recreate", "env HOME of container app replaced", "did you mean " + webhook.AnnotationBranch} {
+	for _, want := range []string{"replaced by Recreate", "env HOME of container app replaced", "did you mean " + contract.AnnotationBranch} {
 		if !slices.ContainsFunc(w.all(), func(s string) bool { return strings.Contains(s, want) }) {
 			t.Errorf("no warning with %q in %q", want, w.all())
 		}
@@ -224,9 +225,9 @@ func TestPodSecurityWarnsAboutRootSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.ContainsFunc(w.all(), func(s string) bool {
-		return strings.Contains(s, "restricted") && strings.Contains(s, webhook.SeedContainerName)
+		return strings.Contains(s, "restricted") && strings.Contains(s, contract.SeedContainerName)
 	}) {
-		t.Errorf("no Pod Security warning naming %s: %q", webhook.SeedContainerName, w.all())
+		t.Errorf("no Pod Security warning naming %s: %q", contract.SeedContainerName, w.all())
 	}
 }
 
@@ -245,12 +246,12 @@ func TestReplicasAboveOneDenied(t *testing.T) {
 func TestLabelAddedByUpdateInjects(t *testing.T) {
 	ns := namespace(t, nil)
 	d := fixture(t, "flux", ns)
-	delete(d.Labels, webhook.LabelInject)
+	delete(d.Labels, contract.LabelInject)
 	if err := env.Client.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	stored := get(t, d)
-	stored.Labels[webhook.LabelInject] = webhook.LabelInjectEnabled
+	stored.Labels[contract.LabelInject] = contract.LabelInjectEnabled
 	if err := env.Client.Update(ctx, stored); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +267,7 @@ func TestBranchChangeWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored := get(t, d)
-	stored.Annotations[webhook.AnnotationBranch] = "develop"
+	stored.Annotations[contract.AnnotationBranch] = "develop"
 	c, w := warningClient(t)
 	if err := c.Update(ctx, stored); err != nil {
 		t.Fatal(err)
@@ -275,7 +276,7 @@ func TestBranchChangeWarns(t *testing.T) {
 		t.Errorf("no branch warning in %q", w.all())
 	}
 	if env := get(t, d).Spec.Template.Spec.InitContainers[0].Env; !slices.ContainsFunc(env, func(e corev1.EnvVar) bool {
-		return e.Name == webhook.EnvSeedBranch && e.Value == "develop"
+		return e.Name == contract.EnvSeedBranch && e.Value == "develop"
 	}) {
 		t.Error("the seed does not get the new branch for a fresh claim")
 	}

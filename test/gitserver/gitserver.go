@@ -18,7 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/angryninja/opencode-injector/contract"
 )
 
 // Fault makes the server misbehave while it sends a pack.
@@ -58,7 +58,7 @@ func Start(root, token, caDir string) (*Server, error) {
 	}
 	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
-		if user, pass, ok := r.BasicAuth(); !ok || user != webhook.TokenUser || pass != s.Token {
+		if user, pass, ok := r.BasicAuth(); !ok || user != contract.TokenUser || pass != s.Token {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return

@@ -1,0 +1,163 @@
+package contract
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// AnnotationError is a denial: it names the annotation, the (redacted) value
+// and the fix.
+type AnnotationError struct {
+	Key, Value, Problem, Fix string
+}
+
+func (e *AnnotationError) Error() string {
+	return fmt.Sprintf("annotation %s: %q %s; %s", e.Key, e.Value, e.Problem, e.Fix)
+}
+
+// Repo is a validated repository on an allowed host.
+type Repo struct {
+	URL   string // normalized: https://host/owner/name.git
+	Host  string
+	Owner string
+	Name  string
+}
+
+// ClonePath is where the repository lives on the claim: one directory per
+// owner/name, so a changed repo annotation clones beside the old clone.
+func (r Repo) ClonePath() string { return WorkspaceRoot + "/" + r.Owner + "/" + r.Name }
+
+// maxRepoSegment is GitHub's limit on a repository name; owners are shorter.
+const maxRepoSegment = 100
+
+var (
+	repoSegment  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	gitTransport = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*::`)
+	scpLike      = regexp.MustCompile(`^[^/]+@[^/:]+:`)
+)
+
+const (
+	repoFix        = "use owner/name (GitHub) or https://host/owner/name[.git]"
+	repoSegmentFix = "owner and name are 1 to 100 letters, digits, '-', '_' or '.', and start with a letter, digit or '_' (the rules GitHub applies); " + repoFix
+)
+
+// ParseRepo validates a repo annotation value against the allowed hosts.
+// Every error is an *AnnotationError with the value redacted.
+func ParseRepo(v string, allowed []string) (Repo, error) {
+	bad := func(problem, fix string) (Repo, error) {
+		return Repo{}, &AnnotationError{AnnotationRepo, Redact(v), problem, fix}
+	}
+	switch {
+	case v == "":
+		return bad("is missing or empty", repoFix)
+	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return bad("contains whitespace or control characters", repoFix)
+	case strings.IndexFunc(v, func(r rune) bool { return r > unicode.MaxASCII }) >= 0:
+		return bad("contains non-ASCII characters (look-alikes of '/', '.' or letters are not allowed)", repoFix)
+	case strings.HasPrefix(v, "-"):
+		return bad("starts with '-' (git would read it as an option)", repoFix)
+	case gitTransport.MatchString(v):
+		return bad("uses a git remote helper transport", "only https is allowed; "+repoFix)
+	}
+	host, path := "github.com", v
+	if strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		if err != nil {
+			return bad("is not a URL", repoFix)
+		}
+		if u.Scheme != "https" {
+			return bad("uses scheme "+u.Scheme+"://", "only https is allowed (the token must never travel in clear text or over ssh); "+repoFix)
+		}
+		if u.User != nil {
+			return bad("carries credentials in the URL", "remove them and put the token in the Secret's "+SecretKeyToken+" key")
+		}
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(v, "?#") {
+			return bad("has a query string or fragment", repoFix)
+		}
+		host, path = strings.ToLower(u.Host), strings.TrimPrefix(u.Path, "/")
+	} else if strings.Contains(v, "@") {
+		if scpLike.MatchString(v) {
+			return bad("is an ssh (scp-style) address or carries credentials", "only https is allowed, and the token belongs in the Secret's "+SecretKeyToken+" key; "+repoFix)
+		}
+		return bad("carries credentials", "remove them and put the token in the Secret's "+SecretKeyToken+" key")
+	} else if strings.ContainsAny(v, "?#") {
+		return bad("has a query string or fragment", repoFix)
+	} else if strings.HasPrefix(v, "/") {
+		return bad("starts with '/'", repoFix)
+	}
+	segs := strings.Split(strings.TrimSuffix(path, ".git"), "/")
+	if slices.Contains(segs, "..") || slices.Contains(segs, ".") {
+		return bad("has a '.' or '..' path segment", repoFix)
+	}
+	if len(segs) != 2 {
+		return bad("is not owner/name", repoFix)
+	}
+	for _, s := range segs {
+		if len(s) > maxRepoSegment || !repoSegment.MatchString(s) {
+			return bad("is not a valid owner/name", repoSegmentFix)
+		}
+	}
+	if !slices.Contains(allowed, host) {
+		return bad("is on host "+host+", which is not allowed", "use a repo on "+strings.Join(allowed, ", ")+", or add the host to the injector's --allowed-git-hosts")
+	}
+	return Repo{URL: "https://" + host + "/" + segs[0] + "/" + segs[1] + ".git", Host: host, Owner: segs[0], Name: segs[1]}, nil
+}
+
+// ValidateBranch applies git's ref rules to refs/heads/<b>, plus a ban on a
+// leading '-' that git check-ref-format --branch also refuses.
+func ValidateBranch(b string) error {
+	if b == "" || strings.HasPrefix(b, "-") || strings.IndexFunc(b, func(r rune) bool { return unicode.IsSpace(r) || r > unicode.MaxASCII }) >= 0 ||
+		plumbing.ReferenceName("refs/heads/"+b).Validate() != nil {
+		return &AnnotationError{AnnotationBranch, Redact(b), "is not a valid git branch name",
+			"give a branch like main or release/1.2 (ASCII, no spaces, '..', '~^:?*[\\', leading '-' or '/', trailing '.lock'), or remove the annotation to use the remote's default branch"}
+	}
+	return nil
+}
+
+// ParseHosts parses a comma-separated list of host or host:port, lowercased.
+func ParseHosts(v string) ([]string, error) {
+	var hosts []string
+	for _, h := range strings.Split(v, ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, "/@?# ") {
+			return nil, fmt.Errorf("host %q: give a host name or host:port, without scheme or path", Redact(h))
+		}
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("no host given")
+	}
+	return hosts, nil
+}
+
+// maxQuoted bounds how much of a bad value a message repeats.
+const maxQuoted = 200
+
+// Redact hides credentials and query strings before a value reaches a
+// message or a log: everything before the last '@' (userinfo, in URL or
+// scp form, with or without a scheme) and everything from '?' or '#'.
+func Redact(v string) string {
+	if i := strings.IndexAny(v, "?#"); i >= 0 {
+		v = v[:i] + "?REDACTED"
+	}
+	if at := strings.LastIndex(v, "@"); at >= 0 {
+		scheme := ""
+		if s, _, ok := strings.Cut(v[:at], "://"); ok {
+			scheme = s + "://"
+		}
+		v = scheme + "REDACTED@" + v[at+1:]
+	}
+	if len(v) > maxQuoted {
+		v = strings.ToValidUTF8(v[:maxQuoted], "") + "..."
+	}
+	return v
+}
