@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -19,6 +20,8 @@ type Workspace struct {
 	Secret    string
 	Claim     string
 	Container string // empty until the container is chosen
+	// SeedMemory is the seed init container's memory limit, unclamped.
+	SeedMemory resource.Quantity
 }
 
 // ClonePath is where the repository lives on the claim.
@@ -28,7 +31,7 @@ func (w Workspace) ClonePath() string { return w.Repo.ClonePath() }
 // *contract.AnnotationError.
 func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 	a := d.Annotations
-	w := Workspace{Secret: s.DefaultSecret, Claim: d.Name}
+	w := Workspace{Secret: s.DefaultSecret, Claim: d.Name, SeedMemory: DefaultSeedMemory.DeepCopy()}
 	var err error
 	if w.Repo, err = contract.ParseRepo(a[contract.AnnotationRepo], s.AllowedGitHosts); err != nil {
 		return w, err
@@ -38,6 +41,14 @@ func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 			return w, err
 		}
 		w.Branch = b
+	}
+	if v, ok := a[contract.AnnotationSeedMemory]; ok {
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 {
+			return w, &contract.AnnotationError{Key: contract.AnnotationSeedMemory, Value: contract.Redact(v), Problem: "is not a positive memory quantity",
+				Fix: "give the seed init container's memory limit like 1Gi; it needs about the repository's largest file plus 48Mi"}
+		}
+		w.SeedMemory = q
 	}
 	for _, n := range []struct {
 		key       string

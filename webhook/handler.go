@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -72,9 +73,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	resp := admission.Patched("", ops...)
-	if len(ops) == 0 {
-		resp = admission.Allowed("")
+	resp := admission.Allowed("")
+	if len(ops) > 0 {
+		resp.Patches = ops
+		resp.PatchType = ptr.To(admissionv1.PatchTypeJSONPatch)
+	} else {
 		outcome = OutcomeUnchanged
 	}
 	mutations.WithLabelValues(outcome).Inc()

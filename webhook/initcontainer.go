@@ -28,9 +28,52 @@ func isOurSeed(c corev1.Container) bool {
 // object produces an empty patch.
 const terminationMessagePath = "/dev/termination-log"
 
-var seedResources = corev1.ResourceRequirements{
-	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-	Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+// The seed's resources. Its memory limit is the annotation seed-memory,
+// clamped to [minSeedMemory, maxSeedMemory]; the seed reads it back through
+// the downward API and budgets its clone by it.
+var (
+	seedCPURequest    = resource.MustParse("50m")
+	seedCPULimit      = resource.MustParse("1")
+	seedMemoryRequest = resource.MustParse("64Mi")
+	DefaultSeedMemory = resource.MustParse("256Mi")
+	minSeedMemory     = resource.MustParse("128Mi")
+	maxSeedMemory     = resource.MustParse("16Gi")
+)
+
+// seedResources requests little and limits memory to limit: the clone's
+// peak memory follows the repository's largest object.
+func seedResources(limit resource.Quantity) corev1.ResourceRequirements {
+	request := seedMemoryRequest.DeepCopy()
+	if request.Cmp(limit) > 0 {
+		request = limit.DeepCopy()
+	}
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: seedCPURequest.DeepCopy(), corev1.ResourceMemory: request},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: seedCPULimit.DeepCopy(), corev1.ResourceMemory: limit.DeepCopy()},
+	}
+}
+
+// clampSeedMemory keeps the seed-memory annotation within what a seed can
+// use: below the minimum no clone fits, above the maximum is a typo.
+func clampSeedMemory(q resource.Quantity) (resource.Quantity, []string) {
+	bound := q
+	switch {
+	case q.Cmp(minSeedMemory) < 0:
+		bound = minSeedMemory
+	case q.Cmp(maxSeedMemory) > 0:
+		bound = maxSeedMemory
+	default:
+		return q, nil
+	}
+	return bound.DeepCopy(), []string{"annotation " + contract.AnnotationSeedMemory + " " + q.String() + " clamped to " + bound.String() +
+		" (the seed's memory limit is between " + minSeedMemory.String() + " and " + maxSeedMemory.String() + ")"}
+}
+
+// seedMemoryEnv gives the seed its own memory limit, in bytes.
+func seedMemoryEnv() corev1.EnvVar {
+	return corev1.EnvVar{Name: contract.EnvSeedMemoryLimit, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+		ContainerName: contract.SeedContainerName, Resource: "limits.memory", Divisor: resource.MustParse("1"),
+	}}}
 }
 
 // seedContainer is the opencode-seed init container. It runs as the OpenCode
@@ -46,9 +89,12 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 	if ws.Branch != "" {
 		env = append(env, corev1.EnvVar{Name: contract.EnvSeedBranch, Value: ws.Branch})
 	}
+	env = append(env, seedMemoryEnv())
 	env = append(env, homeEnv()...)
 	env = append(env, tokenEnv(ws.Secret))
-	sc, warnings := seedSecurityContext(ps, ci, rec)
+	memory, warnings := clampSeedMemory(ws.SeedMemory)
+	sc, w := seedSecurityContext(ps, ci, rec)
+	warnings = append(warnings, w...)
 	return corev1.Container{
 		Name:    contract.SeedContainerName,
 		Image:   s.SeedImage,
@@ -59,7 +105,7 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 			dataMount(),
 			{Name: contract.AuthVolumeName, MountPath: contract.AuthMountPath, ReadOnly: true},
 		},
-		Resources:                *seedResources.DeepCopy(),
+		Resources:                seedResources(memory),
 		SecurityContext:          sc,
 		TerminationMessagePath:   terminationMessagePath,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

@@ -125,15 +125,12 @@ func IsInjected(d *appsv1.Deployment) bool {
 // only while it holds exactly what was written. Without a trusted record,
 // what is ours by name goes and nothing is restored.
 func strip(d *appsv1.Deployment, rec record, trusted bool) {
-	_, annotated := d.Annotations[contract.AnnotationInjected]
 	delete(d.Annotations, contract.AnnotationInjected)
 	if len(d.Annotations) == 0 {
 		d.Annotations = nil
 	}
 	ps := &d.Spec.Template.Spec
-	ps.InitContainers = slices.DeleteFunc(ps.InitContainers, func(c corev1.Container) bool {
-		return isOurSeed(c) || (annotated && c.Name == contract.SeedContainerName)
-	})
+	ps.InitContainers = slices.DeleteFunc(ps.InitContainers, isOurSeed)
 	if len(ps.InitContainers) == 0 {
 		ps.InitContainers = nil
 	}
