@@ -47,6 +47,25 @@ func mutations(t *testing.T) map[string]float64 {
 	return out
 }
 
+// webhookRequests is controller-runtime's count of admission reviews the
+// webhook has answered.
+func webhookRequests(t *testing.T) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == "controller_runtime_webhook_requests_total" {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
 func TestMutationsAreCounted(t *testing.T) {
 	ns := namespace(t, nil)
 	before := mutations(t)

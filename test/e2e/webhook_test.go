@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -92,13 +94,41 @@ func TestUnlabeledDeploymentIsUntouched(t *testing.T) {
 	}
 }
 
+// The webhook's rules send only Deployments; this test also registers the
+// same webhook for StatefulSets, so that a labeled StatefulSet reaches the
+// handler's own kind check, and shows from the webhook's request count that
+// it did.
 func TestLabeledStatefulSetIsUntouched(t *testing.T) {
+	var cfg admissionregistrationv1.MutatingWebhookConfiguration
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "opencode-injector"}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	wide := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "opencode-injector-statefulsets"}, Webhooks: cfg.Webhooks}
+	for i := range wide.Webhooks {
+		wide.Webhooks[i].Rules[0].Resources = []string{"statefulsets"}
+	}
+	if err := env.Client.Create(ctx, wide); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, wide) })
+
 	ns := namespace(t, nil)
 	d := fixture(t, "flux", ns)
 	sts := &appsv1.StatefulSet{
 		ObjectMeta: d.ObjectMeta,
 		Spec:       appsv1.StatefulSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template},
 	}
+	before := webhookRequests(t)
+	// The API server picks up a new webhook configuration within a moment.
+	waitFor(t, func() bool {
+		probe := sts.DeepCopy()
+		probe.Name = ""
+		probe.GenerateName = "probe-"
+		if err := env.Client.Create(ctx, probe, client.DryRunAll); err != nil {
+			t.Fatal(err)
+		}
+		return webhookRequests(t) > before
+	}, "the handler to see a StatefulSet")
 	if err := env.Client.Create(ctx, sts); err != nil {
 		t.Fatal(err)
 	}
