@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test demo demo-keep bench envtest-assets lint image clean
+.PHONY: all build test fuzz demo demo-keep bench envtest-assets lint image clean
 
 all: build
 
@@ -24,6 +24,12 @@ lint:
 # end-to-end tests.
 test: lint
 	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 ./...
+
+# Explores the update properties with Go's fuzzer, FUZZTIME per target
+# (the seed corpus already runs in `make test`).
+FUZZTIME ?= 10m
+fuzz:
+	$(GO) test ./webhook -run '^$$' -fuzz '^FuzzInject$$' -fuzztime $(FUZZTIME)
 
 # Starts a control plane, registers the webhook from deploy/ and shows a
 # workspace being injected; `make demo-keep` leaves it running for kubectl.
