@@ -27,6 +27,10 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "opencode-injector inject: -f FILE is required (- reads stdin)")
 		return 2
 	}
+	if s.SeedImage == "" {
+		fmt.Fprintf(stderr, "opencode-injector inject: --seed-image is required: this build (%s) is not a release, so it has no published image of its own\n", version)
+		return 2
+	}
 	if err := s.Validate(); err != nil {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
 		return 2

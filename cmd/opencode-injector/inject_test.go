@@ -57,7 +57,7 @@ func TestInjectInvalidDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := strings.Replace(string(in), "angryninja/k8s-cluster", "git@github.com:angryninja/k8s-cluster.git", 1)
-	out, stderr, code := runInject(t, []byte(bad), "-f", "-")
+	out, stderr, code := runInject(t, []byte(bad), "-f", "-", "--seed-image", "example.com/seed:1")
 	if code != 1 || out != "" {
 		t.Errorf("exit %d with stdout %q; want 1 and nothing", code, out)
 	}
@@ -66,7 +66,7 @@ func TestInjectInvalidDocument(t *testing.T) {
 			t.Errorf("stderr lacks %q: %s", want, stderr)
 		}
 	}
-	out, stderr, code = runInject(t, []byte("a: [unclosed\n---\nkind: Service\n"), "-f", "-")
+	out, stderr, code = runInject(t, []byte("a: [unclosed\n---\nkind: Service\n"), "-f", "-", "--seed-image", "example.com/seed:1")
 	if code != 1 || out != "" || !strings.Contains(stderr, "document 1: invalid YAML") {
 		t.Errorf("broken YAML: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
@@ -77,7 +77,7 @@ func TestInjectWarningsGoToStderr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code := runInject(t, in, "-f", "-")
+	out, stderr, code := runInject(t, in, "-f", "-", "--seed-image", "example.com/seed:1")
 	if code != 0 || !strings.Contains(stderr, "warning: document 1 (Deployment rolling): spec.strategy RollingUpdate replaced by Recreate") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
@@ -90,10 +90,10 @@ func TestInjectFlagErrors(t *testing.T) {
 	if _, stderr, code := runInject(t, nil); code != 2 || !strings.Contains(stderr, "-f FILE is required") {
 		t.Errorf("no -f: exit %d, %s", code, stderr)
 	}
-	if _, stderr, code := runInject(t, nil, "-f", "-", "--default-limits", "cpu"); code != 2 || !strings.Contains(stderr, "want name=quantity") {
+	if _, stderr, code := runInject(t, nil, "-f", "-", "--seed-image", "example.com/seed:1", "--default-limits", "cpu"); code != 2 || !strings.Contains(stderr, "want name=quantity") {
 		t.Errorf("bad limits: exit %d, %s", code, stderr)
 	}
-	if _, stderr, code := runInject(t, nil, "-f", "-", "--allowed-git-hosts", "https://github.com"); code != 2 || !strings.Contains(stderr, "without scheme") {
+	if _, stderr, code := runInject(t, nil, "-f", "-", "--seed-image", "example.com/seed:1", "--allowed-git-hosts", "https://github.com"); code != 2 || !strings.Contains(stderr, "without scheme") {
 		t.Errorf("bad hosts: exit %d, %s", code, stderr)
 	}
 }
@@ -118,5 +118,29 @@ func TestServeHelpNamesEveryFlag(t *testing.T) {
 	}
 	if code := run([]string{"serve", "--default-requests", "nonsense"}, nil, &out, &out); code != 2 {
 		t.Errorf("a bad flag exits %d, want 2", code)
+	}
+}
+
+// TestInjectNeedsASeedImage: a build that is not a release has no image of
+// its own to inject, so inject refuses to guess one.
+func TestInjectNeedsASeedImage(t *testing.T) {
+	out, stderr, code := runInject(t, []byte("kind: Service\n"), "-f", "-")
+	if code != 2 || out != "" || !strings.Contains(stderr, "--seed-image is required") {
+		t.Errorf("version %s without --seed-image: exit %d, stdout %q, stderr %q", version, code, out, stderr)
+	}
+}
+
+func TestReleasedImage(t *testing.T) {
+	for v, want := range map[string]string{
+		"v0.2.0":           "ghcr.io/angryninja/opencode-injector:v0.2.0",
+		"v1.10.3-rc.1":     "ghcr.io/angryninja/opencode-injector:v1.10.3-rc.1",
+		"dev":              "",
+		"v0.2.0-3-gabc123": "",
+		"v0.2.0-dirty":     "",
+		"abc1234":          "",
+	} {
+		if got := releasedImage(v); got != want {
+			t.Errorf("releasedImage(%q) = %q, want %q", v, got, want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -70,8 +71,21 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	}
 }
 
-// defaultSettings are the injection flag defaults; the seed image is this
-// binary's own image at its own version.
+// defaultSettings are the injection flag defaults; the seed image is the
+// released image of this binary's version, or empty when this build is not
+// a release (then inject needs --seed-image; serve follows its own Pod).
 func defaultSettings() webhook.Settings {
-	return webhook.DefaultSettings(webhook.ImageRepository + ":" + version)
+	return webhook.DefaultSettings(releasedImage(version))
+}
+
+// release is a version the release workflow publishes an image for.
+var release = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
+
+// releasedImage is the published image of version v, or "" for a build
+// that is not a release (dev, a commit, a dirty tree).
+func releasedImage(v string) string {
+	if !release.MatchString(v) {
+		return ""
+	}
+	return webhook.ImageRepository + ":" + v
 }

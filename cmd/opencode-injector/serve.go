@@ -14,9 +14,13 @@ import (
 func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// Without --seed-image, the seed follows the injector's own image: the
+	// image of its container, read from its own Pod and pinned by digest.
 	s := defaultSettings()
+	s.SeedImage = ""
 	s.AddFlags(fs)
 	o := webhook.ServerOptions{}
+	fs.StringVar(&o.Self.Container, "self-container", "injector", "the container of this Pod (POD_NAMESPACE, POD_NAME) whose image, pinned by digest, is the seed image when --seed-image is empty")
 	fs.StringVar(&o.CertDir, "cert-dir", "/var/run/opencode-injector/tls", "directory holding tls.crt and tls.key (cert-manager's Secret); reloaded when the files change")
 	fs.IntVar(&o.Port, "port", 9443, "port of the webhook's HTTPS server")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
@@ -30,6 +34,7 @@ func serve(args []string, stderr io.Writer) int {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("serve")
 	o.LeaderElectionNamespace = os.Getenv("POD_NAMESPACE")
+	o.Self.Namespace, o.Self.Pod = os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME")
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		log.Error(err, "no Kubernetes API configuration")
@@ -40,7 +45,11 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error(err, "cannot start")
 		return 1
 	}
-	log.Info("serving", "version", version, "seedImage", s.SeedImage, "allowedGitHosts", s.AllowedGitHosts, "port", o.Port, "certDir", o.CertDir)
+	seedImage := s.SeedImage
+	if seedImage == "" {
+		seedImage = "(the injector's own image, pinned by digest, once its Pod reports it)"
+	}
+	log.Info("serving", "version", version, "seedImage", seedImage, "allowedGitHosts", s.AllowedGitHosts, "port", o.Port, "certDir", o.CertDir)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "stopped")
 		return 1
