@@ -21,9 +21,10 @@ lint:
 	$(GO) vet ./...
 
 # The whole suite: unit, golden, seed (real git over HTTPS) and envtest
-# end-to-end tests.
+# end-to-end tests. hack/image cross-compiles the image for two platforms,
+# which takes minutes with a cold build cache: hence the longer timeout.
 test: lint
-	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 ./...
+	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -timeout 30m ./...
 
 # Explores the update properties with Go's fuzzer, FUZZTIME per target
 # (the seed corpus already runs in `make test`).
@@ -47,8 +48,17 @@ bench:
 	$(GO) test -run '^$$' -bench FirstClone -benchtime 3x -count=1 ./seed
 	$(GO) test -run '^$$' -bench Restart -benchtime 20x -count=1 ./seed
 
+# The injector image for linux/amd64 and linux/arm64, without Docker: an
+# OCI layout in bin/image (hack/image). `make image PUSH=registry/repo:tag`
+# also pushes it (credentials from the Docker config). `make image-docker`
+# builds the equivalent image from the Dockerfile, for the host platform.
+IMAGE     ?= ghcr.io/angryninja/opencode-injector
+PLATFORMS ?= linux/amd64,linux/arm64
 image:
-	docker build --build-arg VERSION=$(VERSION) -t ghcr.io/angryninja/opencode-injector:$(VERSION) .
+	$(GO) run ./hack/image -version $(VERSION) -platforms $(PLATFORMS) -out bin/image $(if $(PUSH),-push $(PUSH))
+
+image-docker:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
 clean:
 	rm -rf bin .demo
