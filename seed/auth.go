@@ -71,7 +71,8 @@ func digest(b []byte) string {
 }
 
 // writeAtomic writes a 0600 file through a temporary sibling and a rename,
-// so a crash never leaves half a file.
+// with the file and its directory fsynced before and after the rename, so a
+// crash never leaves half a file, nor loses one reported written.
 func writeAtomic(path string, content []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
@@ -88,12 +89,18 @@ func writeAtomic(path string, content []byte) error {
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
+	if err == nil { // the new file's entry, before the rename makes it count
+		err = syncDir(filepath.Dir(path))
+	}
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return diskError(err, "write %s", path)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil { // the rename itself
+		return diskError(err, "flush %s to disk", path)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -61,16 +62,7 @@ func BenchmarkFirstClone(b *testing.B) {
 		seedWall += w
 		seedRSS = max(seedRSS, rss)
 
-		git := exec.Command("git", "clone", "-q", server.RepoURL(benchOwner, benchName), filepath.Join(v.root, "git-clone"))
-		git.Env = []string{
-			"PATH=" + os.Getenv("PATH"), "HOME=" + v.root, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
-			"GIT_SSL_CAINFO=" + server.CAFile,
-			// The same credential helper the webhook injects.
-			"GITHUB_TOKEN=" + token, "GIT_CONFIG_COUNT=1",
-			"GIT_CONFIG_KEY_0=credential.https://" + server.Host + ".helper",
-			`GIT_CONFIG_VALUE_0=!f() { test "$1" = get && echo username=x-access-token && echo "password=$GITHUB_TOKEN"; }; f`,
-		}
-		w, rss = measured(b, git)
+		w, rss = measured(b, gitClone(server.RepoURL(benchOwner, benchName), filepath.Join(v.root, "git-clone")))
 		gitWall += w
 		gitRSS = max(gitRSS, rss)
 	}
@@ -82,6 +74,72 @@ func BenchmarkFirstClone(b *testing.B) {
 	b.ReportMetric(seedRSS, "seed-peak-MiB")
 	b.ReportMetric(gitRSS, "git-peak-MiB")
 }
+
+// gitClone is `git clone` of url into dir from the test server, with the
+// credential helper the webhook injects.
+func gitClone(url, dir string) *exec.Cmd {
+	git := exec.Command("git", "clone", "-q", url, dir)
+	git.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Dir(dir), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
+		"GIT_SSL_CAINFO=" + server.CAFile,
+		"GITHUB_TOKEN=" + token, "GIT_CONFIG_COUNT=1",
+		"GIT_CONFIG_KEY_0=credential.https://" + server.Host + ".helper",
+		`GIT_CONFIG_VALUE_0=!f() { test "$1" = get && echo username=x-access-token && echo "password=$GITHUB_TOKEN"; }; f`,
+	}
+	return git
+}
+
+// BenchmarkShapes clones each shape of issue 8 at full size with the seed
+// (under the init container's default 256Mi limit, given as the downward
+// API gives it) and with `git clone`, from the same server in the same run,
+// and reports the time and peak RSS of both.
+func BenchmarkShapes(b *testing.B) {
+	for _, shape := range gitserver.Shapes {
+		b.Run(shape.Name, func(b *testing.B) {
+			objects, err := makeShape(shape)
+			if err != nil {
+				b.Fatal(err)
+			}
+			url := server.RepoURL("shapes", shape.Name)
+			var seedWall, gitWall time.Duration
+			var seedRSS, gitRSS float64
+			for i := 0; i < b.N; i++ {
+				v := newVolume(b)
+				v.env["OPENCODE_SEED_REPO"] = url
+				v.env["OPENCODE_SEED_MEMORY_LIMIT"] = strconv.Itoa(256 << 20)
+				w, rss := measured(b, seedCmd(v.env))
+				seedWall += w
+				seedRSS = max(seedRSS, rss)
+				w, rss = measured(b, gitClone(url, filepath.Join(v.root, "git-clone")))
+				gitWall += w
+				gitRSS = max(gitRSS, rss)
+			}
+			n := float64(b.N)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(objects), "objects")
+			b.ReportMetric(seedWall.Seconds()*1000/n, "seed-ms")
+			b.ReportMetric(gitWall.Seconds()*1000/n, "git-ms")
+			b.ReportMetric(seedRSS, "seed-peak-MiB")
+			b.ReportMetric(gitRSS, "git-peak-MiB")
+		})
+	}
+}
+
+// makeShape creates shapes/<name> on the test server once per run.
+var makeShape = func() func(gitserver.Shape) (int, error) {
+	var mu sync.Mutex
+	made := map[string]int{}
+	return func(s gitserver.Shape) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n, ok := made[s.Name]; ok {
+			return n, nil
+		}
+		n, err := gitserver.MakeShape(server.Root, "shapes", s.Name, s)
+		made[s.Name] = n
+		return n, err
+	}
+}()
 
 // BenchmarkRestart is the path of every pod start after the first: the
 // clone is there, the seed exits without touching the network (target

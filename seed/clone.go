@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"golang.org/x/sys/unix"
 )
 
 // tempPrefix names the temporary sibling a clone is made in; a clone
@@ -92,7 +93,31 @@ func inspect(ws, url string) (bool, error) {
 	if got := origin.Config().URLs[0]; !sameRepo(got, url) {
 		return false, fail(ExitWorkspace, nil, "%s is a clone of %s, not of %s; %s", ws, contract.Redact(got), url, resolve)
 	}
+	if err := whole(repo); err != nil {
+		return false, fail(ExitWorkspace, nil, "%s is a damaged clone: %v. Nothing was deleted: run `git fsck` in it to see what is missing, save any work in it (a commit or stash of your own, or a copy of changed files), then move it away (or delete it) so the next start clones %s again", ws, err, url)
+	}
 	return true, nil
+}
+
+// whole checks that HEAD resolves to a commit whose tree is present: what
+// a clone cut short by a crash after its rename would lack.
+func whole(repo *git.Repository) error {
+	head, err := repo.Reference(plumbing.HEAD, false)
+	if err != nil {
+		return fmt.Errorf("HEAD is unreadable (%v)", err)
+	}
+	ref, err := repo.Reference(plumbing.HEAD, true)
+	if err != nil {
+		return fmt.Errorf("HEAD names %s, which holds no commit", head.Target())
+	}
+	commit, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		return fmt.Errorf("HEAD's commit %s is missing or unreadable (%v)", ref.Hash(), err)
+	}
+	if _, err := repo.TreeObject(commit.TreeHash); err != nil {
+		return fmt.Errorf("the tree %s of HEAD's commit %s is missing or unreadable (%v)", commit.TreeHash, ref.Hash(), err)
+	}
+	return nil
 }
 
 // sameRepo compares remote URLs by host and path, ignoring scheme, user,
@@ -132,6 +157,7 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	}
 	start := time.Now()
 	stalled := &atomic.Bool{}
+	large := &atomic.Pointer[tooLarge]{}
 	client.InstallProtocol("https", githttp.NewClient(newHTTPClient(cfg.StallTimeout, stalled)))
 	opts := &git.CloneOptions{URL: url}
 	if cfg.Token != "" {
@@ -140,13 +166,31 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	if cfg.Branch != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(cfg.Branch)
 	}
-	if err := cloneInto(ctx, tmp, opts); err != nil {
+	var b budget
+	if cfg.MemoryLimit > 0 {
+		b = newBudget(cfg.MemoryLimit)
+		report("memory limit %d MiB: the seed keeps to %d MiB", ceilMiB(b.limit), b.limit*memoryShare/100/mib)
+	}
+	if err := cloneInto(ctx, tmp, opts, b, large.Store); err != nil {
 		cleanup()
+		if tl := large.Load(); tl != nil {
+			return memoryError(tl, url)
+		}
 		return classify(err, url, cfg, stalled.Load())
+	}
+	// Everything of the clone reaches the disk before the rename makes it
+	// count, and the rename before the seed reports success: a node crash
+	// never leaves a partial clone at the workspace path.
+	if err := syncAll(tmp); err != nil {
+		cleanup()
+		return diskError(err, "flush the clone in %s to disk", tmp)
 	}
 	if err := os.Rename(tmp, ws); err != nil {
 		cleanup()
 		return diskError(err, "move the clone into %s", ws)
+	}
+	if err := syncDir(parent); err != nil { // the rename; what it sits in was flushed before
+		return diskError(err, "flush %s to disk", parent)
 	}
 	branch := cfg.Branch
 	if branch == "" {
@@ -156,18 +200,64 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	return nil
 }
 
-// cloneInto is git.PlainCloneContext with the pack files kept open: the
+// The clone's memory: go-git's object cache (default 96 MiB) kept small,
+// and objects above largeObject streamed from the pack at checkout instead
+// of being read whole into memory.
+const (
+	objectCache = 8 * cache.MiByte
+	largeObject = 1 << 20
+)
+
+// cloneInto is git.PlainCloneContext with the pack files kept open (the
 // checkout reads every object from them, and reopening the pack for each
-// one made the clone three times slower than git's.
-func cloneInto(ctx context.Context, dir string, opts *git.CloneOptions) error {
+// one made the clone three times slower than git's), a small object cache,
+// large objects streamed, and the pack indexed by packWriter, within the
+// budget (found hears of the delta that does not fit).
+func cloneInto(ctx context.Context, dir string, opts *git.CloneOptions, b budget, found func(*tooLarge)) error {
 	wt := osfs.New(dir)
 	dot, err := wt.Chroot(git.GitDirName)
 	if err != nil {
 		return err
 	}
-	st := filesystem.NewStorageWithOptions(dot, cache.NewObjectLRUDefault(), filesystem.Options{KeepDescriptors: true})
+	fsStorage := filesystem.NewStorageWithOptions(dot, cache.NewObjectLRU(objectCache), filesystem.Options{
+		KeepDescriptors:      true,
+		LargeObjectThreshold: largeObject,
+	})
+	st := &budgetStorage{Storage: fsStorage, budget: b, found: found}
 	_, err = git.CloneContext(ctx, st, wt, opts)
-	if closeErr := st.Close(); err == nil {
+	if closeErr := fsStorage.Close(); err == nil {
+		err = closeErr
+	}
+	return err
+}
+
+// syncAll flushes dir's filesystem (every file and directory of the clone,
+// in one syncfs rather than an fsync per file), then dir and its parent.
+func syncAll(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = unix.Syncfs(int(d.Fd()))
+	if syncErr := d.Sync(); err == nil {
+		err = syncErr
+	}
+	if closeErr := d.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if closeErr := d.Close(); err == nil {
 		err = closeErr
 	}
 	return err
@@ -262,7 +352,10 @@ type idleBody struct {
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
+	switch {
+	case err != nil:
+		b.timer.Stop() // all received: what go-git does next is not a stall
+	case n > 0:
 		b.timer.Reset(b.idle)
 	}
 	return n, err

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,7 +26,8 @@ const (
 	ExitNotFound  = 4 // repository or branch not found
 	ExitNetwork   = 5 // network, DNS, TLS or timeout
 	ExitDisk      = 6 // disk full or permission denied
-	ExitWorkspace = 7 // the workspace path holds something else
+	ExitWorkspace = 7 // the workspace path holds something else, or a damaged clone
+	ExitMemory    = 8 // an object of the repository needs more memory than the limit allows
 )
 
 // Env names the seed reads besides the contract's OPENCODE_SEED_*.
@@ -45,6 +47,7 @@ type Config struct {
 	Dirs         []string // HOME and the XDG directories to create
 	Token        string   // GITHUB_TOKEN; never printed
 	StallTimeout time.Duration
+	MemoryLimit  int64 // the container's memory limit in bytes; 0: none
 }
 
 // Error is a failure with its exit code and a message that says what to do.
@@ -77,6 +80,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "seed: %v\n", err)
 		return ExitUsage
 	}
+	setMemoryLimit(cfg.MemoryLimit)
+	if os.Getenv("GOGC") == "" {
+		// A short-lived process: a little more collection for a lower peak
+		// (200,000 objects: 114 MiB instead of 134 MiB at the default 100).
+		debug.SetGCPercent(50)
+	}
 	report := func(format string, args ...any) {
 		fmt.Fprintln(stdout, redactToken("seed: "+fmt.Sprintf(format, args...), cfg.Token))
 	}
@@ -105,9 +114,10 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	hosts := fs.String("allowed-git-hosts", envOr(contract.EnvSeedAllowedHosts, contract.DefaultAllowedGitHosts), "comma-separated hosts (host or host:port) the repo may come from (env "+contract.EnvSeedAllowedHosts+")")
 	stall := envOr(EnvStallTimeout, defaultStall.String())
 	stallFlag := fs.String("stall-timeout", stall, "give up when a transfer sends nothing for this long (env "+EnvStallTimeout+")")
+	memFlag := fs.String("memory-limit", env(contract.EnvSeedMemoryLimit), "the container's memory limit, in bytes or like 256Mi; the seed keeps to 85% of it (env "+contract.EnvSeedMemoryLimit+")")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: opencode-injector seed [flags]\n\nThe token comes only from env "+contract.EnvToken+
-			"; HOME and XDG_*_HOME from env name the directories to create.\nExit codes: 0 done, 2 usage, 3 authentication, 4 not found, 5 network or timeout, 6 disk or permission, 7 workspace holds something else.\n\nFlags:")
+			"; HOME and XDG_*_HOME from env name the directories to create.\nExit codes: 0 done, 2 usage, 3 authentication, 4 not found, 5 network or timeout, 6 disk or permission, 7 workspace holds something else or a damaged clone, 8 not enough memory for the repository.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +129,9 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	var err error
 	if cfg.StallTimeout, err = time.ParseDuration(*stallFlag); err != nil || cfg.StallTimeout <= 0 {
 		return cfg, fmt.Errorf("--stall-timeout %q: give a positive duration like 60s", *stallFlag)
+	}
+	if cfg.MemoryLimit, err = parseMemoryLimit(*memFlag); err != nil {
+		return cfg, fmt.Errorf("--memory-limit: %w", err)
 	}
 	if cfg.AllowedHosts, err = contract.ParseHosts(*hosts); err != nil {
 		return cfg, fmt.Errorf("--allowed-git-hosts: %w", err)

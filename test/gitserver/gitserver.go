@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/angryninja/opencode-injector/contract"
 )
@@ -28,6 +29,13 @@ const (
 	FaultNone  Fault = iota
 	FaultAbort       // drop the connection in the middle of the pack
 	FaultStall       // stop sending in the middle of the pack, keep the connection open
+	FaultSlow        // send the pack slowly but steadily: SlowChunk bytes every SlowPause
+)
+
+// The pace of FaultSlow: 320 KiB/s, with no pause longer than SlowPause.
+const (
+	SlowChunk = 32 << 10
+	SlowPause = 100 * time.Millisecond
 )
 
 // Server serves the bare repositories under Root as https://Host/<path>.
@@ -38,10 +46,11 @@ type Server struct {
 	CAFile string // PEM of the server's certificate, for SSL_CERT_FILE
 	Token  string // the password basic auth requires
 
-	requests atomic.Int64
-	fault    atomic.Int32
-	srv      *httptest.Server
-	stop     chan struct{}
+	requests  atomic.Int64
+	packBytes atomic.Int64
+	fault     atomic.Int32
+	srv       *httptest.Server
+	stop      chan struct{}
 }
 
 // Start serves root with basic auth (User, token); caDir receives the CA file.
@@ -63,8 +72,11 @@ func Start(root, token, caDir string) (*Server, error) {
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
-		if Fault(s.fault.Load()) != FaultNone && strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
-			w = &faultyWriter{ResponseWriter: w, fault: Fault(s.fault.Load()), stop: s.stop, req: r}
+		if strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
+			w = &countingWriter{ResponseWriter: w, n: &s.packBytes}
+			if f := Fault(s.fault.Load()); f != FaultNone {
+				w = &faultyWriter{ResponseWriter: w, fault: f, stop: s.stop, req: r}
+			}
 		}
 		cgiHandler.ServeHTTP(w, r)
 	}))
@@ -85,6 +97,10 @@ func (s *Server) RepoURL(owner, name string) string { return s.URL + "/" + owner
 // Requests is how many HTTP requests the server has received.
 func (s *Server) Requests() int64 { return s.requests.Load() }
 
+// PackBytes is how many bytes the server has sent in answer to fetches
+// (git-upload-pack), packs included.
+func (s *Server) PackBytes() int64 { return s.packBytes.Load() }
+
 // SetFault changes how the next packs are sent.
 func (s *Server) SetFault(f Fault) { s.fault.Store(int32(f)) }
 
@@ -93,6 +109,24 @@ func (s *Server) Close() {
 	close(s.stop)
 	s.srv.CloseClientConnections()
 	s.srv.Close()
+}
+
+// countingWriter counts what reaches the connection.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingWriter) Flush() {
+	if fl, ok := c.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
 
 // faultyWriter passes the first bytes of a pack through, then aborts or
@@ -110,6 +144,9 @@ type faultyWriter struct {
 const faultAfterBytes = 1024
 
 func (f *faultyWriter) Write(b []byte) (int, error) {
+	if f.fault == FaultSlow {
+		return f.writeSlowly(b)
+	}
 	if room := faultAfterBytes - f.written; len(b) > room {
 		if room > 0 {
 			n, _ := f.ResponseWriter.Write(b[:room])
@@ -129,6 +166,31 @@ func (f *faultyWriter) Write(b []byte) (int, error) {
 	n, err := f.ResponseWriter.Write(b)
 	f.written += n
 	return n, err
+}
+
+// writeSlowly sends b in chunks of SlowChunk, each flushed, SlowPause apart.
+func (f *faultyWriter) writeSlowly(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		chunk := b[:min(len(b), SlowChunk)]
+		n, err := f.ResponseWriter.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+			fl.Flush()
+		}
+		b = b[n:]
+		select {
+		case <-time.After(SlowPause):
+		case <-f.req.Context().Done():
+			return written, f.req.Context().Err()
+		case <-f.stop:
+			return written, io.ErrClosedPipe
+		}
+	}
+	return written, nil
 }
 
 func backendPath() (string, error) {

@@ -1,0 +1,456 @@
+package seed
+
+import (
+	"bufio"
+	"compress/zlib"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sort"
+
+	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// The clone's pack is indexed here rather than by go-git's packfile.Parser,
+// which holds every object it resolves in a buffer of its full size, and
+// up to 96 MiB of delta bases in a cache it gives no option to shrink (see
+// BENCHMARKS.md). This indexer hashes non-delta objects as they stream in,
+// holding none, and resolves each delta chain from its base with only the
+// base and the object being built in memory. It writes the same
+// pack-<sha>.pack and .idx go-git writes, with go-git's idxfile encoder.
+
+// Object types in a pack's object headers.
+const (
+	packOFSDelta = 6
+	packREFDelta = 7
+)
+
+// maxDeltaDepth is git's own ceiling on delta chains.
+const maxDeltaDepth = 4095
+
+// packEntry is what the indexer keeps of one object: about 60 bytes, so
+// 200,000 objects take 12 MiB.
+type packEntry struct {
+	offset int64
+	size   int64 // the object's size; for a delta, of its delta data until resolved
+	data   int64 // where its zlib stream starts
+	base   int64 // an OFS delta's base offset
+	hash   plumbing.Hash
+	crc    uint32
+	typ    plumbing.ObjectType // the object's type once resolved
+	disk   uint8               // its type in the pack (6, 7: deltas)
+}
+
+// budgetStorage is go-git's filesystem storage with its packs written and
+// indexed by packWriter.
+type budgetStorage struct {
+	*filesystem.Storage
+	budget budget
+	found  func(*tooLarge)
+}
+
+// PackfileWriter replaces go-git's pack writer (and its parser) for the
+// clone's pack.
+func (s *budgetStorage) PackfileWriter() (io.WriteCloser, error) {
+	return newPackWriter(s.Storage, s.budget, s.found)
+}
+
+// packWriter writes the pack as it arrives to a temporary file beside the
+// packs, scans its object headers on the way (the budget is checked there,
+// before anything is resolved, and the first object over it ends the
+// transfer at once), and on Close resolves deltas, verifies the pack's
+// checksum and writes the index.
+type packWriter struct {
+	st    *filesystem.Storage
+	fs    billy.Filesystem
+	f     billy.File
+	pw    *io.PipeWriter
+	done  chan struct{}
+	scan  *packScan
+	found func(*tooLarge)
+	n     int64
+}
+
+func newPackWriter(st *filesystem.Storage, b budget, found func(*tooLarge)) (*packWriter, error) {
+	fs := st.Filesystem()
+	dir := fs.Join("objects", "pack")
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := fs.TempFile(dir, "tmp_pack_")
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	w := &packWriter{st: st, fs: fs, f: f, pw: pw, done: make(chan struct{}), scan: &packScan{budget: b}, found: found}
+	go func() {
+		defer close(w.done)
+		w.scan.err = w.scan.run(bufio.NewReaderSize(pr, 64<<10))
+		var tl *tooLarge
+		if errors.As(w.scan.err, &tl) && found != nil {
+			found(tl)
+		}
+		pr.CloseWithError(w.scan.err)
+	}()
+	return w, nil
+}
+
+func (w *packWriter) Write(p []byte) (int, error) {
+	if _, err := w.pw.Write(p); err != nil {
+		if errors.Is(err, io.ErrClosedPipe) {
+			err = errors.New("pack: data after the checksum")
+		}
+		return 0, err
+	}
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Close finishes the pack: the index is written and the pack moved into
+// place only when every object resolved and the checksum matched.
+func (w *packWriter) Close() error {
+	_ = w.pw.Close()
+	<-w.done
+	err := w.scan.err
+	if err == nil && w.n == 0 {
+		err = packfile.ErrEmptyPackfile
+	}
+	if err == nil {
+		err = w.finish()
+	}
+	if closeErr := w.f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		_ = w.fs.Remove(w.f.Name())
+		if errors.Is(err, packfile.ErrEmptyPackfile) {
+			return nil // as go-git: nothing was sent, nothing to store
+		}
+		return err
+	}
+	return nil
+}
+
+func (w *packWriter) finish() error {
+	s := w.scan
+	if err := s.checksums(w.f, w.n); err != nil {
+		return err
+	}
+	if err := s.resolve(w.f, w.n); err != nil {
+		return err
+	}
+	idx := new(idxfile.Writer)
+	_ = idx.OnHeader(uint32(len(s.objs)))
+	for i := range s.objs {
+		o := &s.objs[i]
+		_ = idx.OnInflatedObjectContent(o.hash, o.offset, o.crc, nil)
+	}
+	if err := idx.OnFooter(s.trailer); err != nil {
+		return err
+	}
+	mi, err := idx.Index()
+	if err != nil {
+		return err
+	}
+	s.objs = nil
+	base := w.fs.Join("objects", "pack", "pack-"+s.trailer.String())
+	idxFile, err := w.fs.Create(base + ".idx.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = idxfile.NewEncoder(idxFile).Encode(mi) // flushed with the whole clone, before its rename
+	if closeErr := idxFile.Close(); err == nil {
+		err = closeErr
+	}
+	if err == nil {
+		err = w.fs.Rename(w.f.Name(), base+".pack")
+	}
+	if err == nil {
+		err = w.fs.Rename(base+".idx.tmp", base+".idx")
+	}
+	if err != nil {
+		_ = w.fs.Remove(base + ".idx.tmp")
+		return err
+	}
+	w.st.Reindex() // go-git finds the new pack on its next lookup
+	return nil
+}
+
+// packScan reads a pack as it streams by: its objects' headers, the hash
+// of every non-delta object (inflated into the hasher, never held), and
+// each delta's base and result sizes.
+type packScan struct {
+	budget  budget
+	objs    []packEntry
+	refs    map[int]plumbing.Hash // REF deltas: their base's hash
+	trailer plumbing.Hash
+	err     error
+}
+
+func (s *packScan) run(r *bufio.Reader) error {
+	var hdr [12]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return fmt.Errorf("pack header: %w", err)
+	}
+	if string(hdr[:4]) != "PACK" {
+		return errors.New("pack: bad signature")
+	}
+	if v := binary.BigEndian.Uint32(hdr[4:8]); v != 2 && v != 3 {
+		return fmt.Errorf("pack: unsupported version %d", v)
+	}
+	count := binary.BigEndian.Uint32(hdr[8:])
+	s.objs = make([]packEntry, 0, min(count, 1<<20))
+	s.refs = map[int]plumbing.Hash{}
+	cr := &countingReader{r: r, n: 12}
+	var zr io.ReadCloser
+	for i := uint32(0); i < count; i++ {
+		e := packEntry{offset: cr.n}
+		c, err := cr.ReadByte()
+		if err != nil {
+			return err
+		}
+		e.disk = (c >> 4) & 7
+		e.size = int64(c & 15)
+		for shift := 4; c&0x80 != 0; shift += 7 {
+			if c, err = cr.ReadByte(); err != nil {
+				return err
+			}
+			if shift > 56 {
+				return errors.New("pack: object size overflows")
+			}
+			e.size |= int64(c&0x7f) << shift
+		}
+		switch e.disk {
+		case packOFSDelta:
+			c, err = cr.ReadByte()
+			if err != nil {
+				return err
+			}
+			rel := int64(c & 0x7f)
+			for c&0x80 != 0 {
+				if c, err = cr.ReadByte(); err != nil {
+					return err
+				}
+				rel = ((rel + 1) << 7) | int64(c&0x7f)
+			}
+			e.base = e.offset - rel
+			if rel <= 0 || e.base < 12 {
+				return fmt.Errorf("pack: object at %d: bad delta base offset", e.offset)
+			}
+		case packREFDelta:
+			var h plumbing.Hash
+			if _, err := io.ReadFull(cr, h[:]); err != nil {
+				return err
+			}
+			s.refs[len(s.objs)] = h
+		case 1, 2, 3, 4:
+			e.typ = plumbing.ObjectType(e.disk)
+		default:
+			return fmt.Errorf("pack: object at %d: bad type %d", e.offset, e.disk)
+		}
+		e.data = cr.n
+		if zr == nil {
+			zr, err = zlib.NewReader(cr)
+		} else {
+			err = zr.(zlib.Resetter).Reset(cr, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("pack: object at %d: %w", e.offset, err)
+		}
+		if e.disk == packOFSDelta || e.disk == packREFDelta {
+			// The delta's first bytes give its base's size and its own.
+			br := bufio.NewReaderSize(zr, 16)
+			src, err := binary.ReadUvarint(br)
+			if err != nil {
+				return fmt.Errorf("pack: object at %d: %w", e.offset, err)
+			}
+			dst, err := binary.ReadUvarint(br)
+			if err != nil {
+				return fmt.Errorf("pack: object at %d: %w", e.offset, err)
+			}
+			if !s.budget.fits(int64(src) + int64(dst) + e.size) {
+				return &tooLarge{index: i, count: count, size: int64(dst), base: int64(src), budget: s.budget}
+			}
+			if _, err := io.Copy(io.Discard, br); err != nil {
+				return fmt.Errorf("pack: object at %d: %w", e.offset, err)
+			}
+		} else {
+			h := plumbing.NewHasher(e.typ, e.size)
+			n, err := io.Copy(h, zr)
+			if err != nil {
+				return fmt.Errorf("pack: object at %d: %w", e.offset, err)
+			}
+			if n != e.size {
+				return fmt.Errorf("pack: object at %d: %d bytes, its header says %d", e.offset, n, e.size)
+			}
+			e.hash = h.Sum()
+		}
+		s.objs = append(s.objs, e)
+	}
+	if _, err := io.ReadFull(cr, s.trailer[:]); err != nil {
+		return fmt.Errorf("pack checksum: %w", err)
+	}
+	if _, err := cr.ReadByte(); err != io.EOF {
+		return errors.New("pack: data after the checksum")
+	}
+	return nil
+}
+
+type countingReader struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+// checksums reads the written pack once, in order: the CRC-32 of each
+// object's bytes, and the SHA-1 of the whole against its trailer.
+func (s *packScan) checksums(f io.ReaderAt, size int64) error {
+	sum := sha1.New()
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size-20), 1<<20)
+	if _, err := io.CopyN(sum, r, 12); err != nil {
+		return err
+	}
+	for i := range s.objs {
+		end := size - 20
+		if i+1 < len(s.objs) {
+			end = s.objs[i+1].offset
+		}
+		crc := crc32.NewIEEE()
+		if _, err := io.CopyN(io.MultiWriter(crc, sum), r, end-s.objs[i].offset); err != nil {
+			return err
+		}
+		s.objs[i].crc = crc.Sum32()
+	}
+	if got := plumbing.Hash(sum.Sum(nil)); got != s.trailer {
+		return fmt.Errorf("pack: checksum %s, its trailer says %s", got, s.trailer)
+	}
+	return nil
+}
+
+// resolve hashes every delta: from each non-delta base, down its chains,
+// holding the base and the object being built (a parent is dropped before
+// its last child is descended into).
+func (s *packScan) resolve(f io.ReaderAt, size int64) error {
+	n := len(s.objs)
+	// Children by parent: OFS deltas by their base's offset, REF deltas by
+	// their base's hash (bases within the pack; a clone gets no thin pack).
+	first, next := make([]int32, n), make([]int32, n)
+	for i := range first {
+		first[i], next[i] = -1, -1
+	}
+	link := func(parent, child int) {
+		next[child] = first[parent]
+		first[parent] = int32(child)
+	}
+	for i := n - 1; i >= 0; i-- {
+		if s.objs[i].disk != packOFSDelta {
+			continue
+		}
+		base := s.objs[i].base
+		p := sort.Search(i, func(j int) bool { return s.objs[j].offset >= base })
+		if p == i || s.objs[p].offset != base {
+			return fmt.Errorf("pack: object at %d: no object at its base offset %d", s.objs[i].offset, base)
+		}
+		link(p, i)
+	}
+	waiting := map[plumbing.Hash][]int{} // REF deltas by base hash
+	for i, h := range s.refs {
+		waiting[h] = append(waiting[h], i)
+	}
+	resolved := 0
+	var descend func(parent int, content []byte, depth int) error
+	descend = func(parent int, content []byte, depth int) error {
+		resolved++
+		if refs, ok := waiting[s.objs[parent].hash]; ok {
+			delete(waiting, s.objs[parent].hash)
+			for _, c := range refs {
+				link(parent, c)
+			}
+		}
+		if depth > maxDeltaDepth {
+			return fmt.Errorf("pack: delta chain deeper than %d", maxDeltaDepth)
+		}
+		for c := first[parent]; c >= 0; c = next[c] {
+			child := &s.objs[c]
+			delta, err := s.inflate(f, size, int(c))
+			if err != nil {
+				return err
+			}
+			target, err := packfile.PatchDelta(content, delta)
+			if err != nil {
+				return fmt.Errorf("pack: object at %d: %w", child.offset, err)
+			}
+			child.typ = s.objs[parent].typ
+			child.size = int64(len(target))
+			child.hash = plumbing.ComputeHash(child.typ, target)
+			if next[c] < 0 {
+				content = nil // the last child: the parent is not needed again
+			}
+			if err := descend(int(c), target, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := range s.objs {
+		o := &s.objs[i]
+		if o.disk == packOFSDelta || o.disk == packREFDelta {
+			continue
+		}
+		_, hasRefs := waiting[o.hash]
+		if first[i] < 0 && !hasRefs {
+			resolved++
+			continue
+		}
+		content, err := s.inflate(f, size, i)
+		if err != nil {
+			return err
+		}
+		if err := descend(i, content, 0); err != nil {
+			return err
+		}
+	}
+	if resolved != n {
+		return fmt.Errorf("pack: %d of %d objects are deltas onto objects the pack does not hold", n-resolved, n)
+	}
+	return nil
+}
+
+// inflate reads object i's data (a delta's instructions, else its content).
+func (s *packScan) inflate(f io.ReaderAt, size int64, i int) ([]byte, error) {
+	o := &s.objs[i]
+	end := size - 20
+	if i+1 < len(s.objs) {
+		end = s.objs[i+1].offset
+	}
+	zr, err := zlib.NewReader(bufio.NewReader(io.NewSectionReader(f, o.data, end-o.data)))
+	if err != nil {
+		return nil, fmt.Errorf("pack: object at %d: %w", o.offset, err)
+	}
+	buf := make([]byte, o.size)
+	if _, err := io.ReadFull(zr, buf); err != nil {
+		return nil, fmt.Errorf("pack: object at %d: %w", o.offset, err)
+	}
+	return buf, nil
+}
