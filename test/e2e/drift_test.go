@@ -236,7 +236,9 @@ func TestLabelRemovedThenAddedBack(t *testing.T) {
 				t.Error("the status annotation stayed")
 			}
 			spec, _ := json.Marshal(removed.Spec)
-			for _, ours := range []string{contract.SeedContainerName, contract.DataVolumeName, contract.AuthVolumeName, contract.WorkspaceRoot, "GIT_CONFIG_COUNT", "XDG_DATA_HOME", contract.EnvPassword} {
+			// The fixtures set OPENCODE_SERVER_PASSWORD themselves: it stays
+			// (TestPasswordSurvivesWithoutTheWebhook).
+			for _, ours := range []string{contract.SeedContainerName, contract.DataVolumeName, contract.AuthVolumeName, contract.WorkspaceRoot, "GIT_CONFIG_COUNT", "XDG_DATA_HOME", contract.EnvToken} {
 				if strings.Contains(string(spec), ours) {
 					t.Errorf("%s is left after un-injection", ours)
 				}

@@ -73,7 +73,7 @@ func TestFixturesAreInjected(t *testing.T) {
 			got := get(t, d)
 			assertInjected(t, got)
 			seed := got.Spec.Template.Spec.InitContainers[0]
-			wantUID := map[string]int64{"flux": 1000, "ha": 0}[name]
+			wantUID := map[string]int64{"flux": 1000, "ha": 1000}[name]
 			if seed.SecurityContext.RunAsUser == nil || *seed.SecurityContext.RunAsUser != wantUID {
 				t.Errorf("seed runs as %v, want uid %d", seed.SecurityContext.RunAsUser, wantUID)
 			}
@@ -89,7 +89,7 @@ func TestUnlabeledDeploymentIsUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := get(t, d)
-	if webhook.IsInjected(got) || len(got.Spec.Template.Spec.Containers[0].Env) != 1 {
+	if webhook.IsInjected(got) || len(got.Spec.Template.Spec.Containers[0].Env) != 2 { // TZ and the fixture's own password
 		t.Errorf("an unlabeled Deployment was changed: %+v", got.Spec.Template.Spec)
 	}
 }
@@ -250,6 +250,10 @@ func TestOverridesComeBackAsWarnings(t *testing.T) {
 func TestPodSecurityWarnsAboutRootSeed(t *testing.T) {
 	ns := namespace(t, map[string]string{"pod-security.kubernetes.io/warn": "restricted"})
 	d := fixture(t, "ha", ns)
+	// As the official image runs: root, no security context (the examples
+	// and fixtures set uid 1000; TestFixturesMeetRestricted checks them).
+	d.Spec.Template.Spec.SecurityContext = nil
+	d.Spec.Template.Spec.Containers[0].SecurityContext = nil
 	c, w := warningClient(t)
 	if err := c.Create(ctx, d); err != nil {
 		t.Fatal(err)
