@@ -6,7 +6,7 @@ package contract
 
 // Version is recorded in the status annotation; it changes when the shape of
 // what is injected changes incompatibly. v2 moved the clone from
-// /data/workspace/<name> to /data/workspace/<owner>/<name> and records the
+// /data/workspace/<name> to /data/workspace/<host>/<owner>/<name> and records the
 // values the injection wrote; objects injected under v1 still un-inject.
 const (
 	Version   = "v2"

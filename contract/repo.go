@@ -30,8 +30,12 @@ type Repo struct {
 }
 
 // ClonePath is where the repository lives on the claim: one directory per
-// owner/name, so a changed repo annotation clones beside the old clone.
-func (r Repo) ClonePath() string { return WorkspaceRoot + "/" + r.Owner + "/" + r.Name }
+// host, owner and name, so a changed repo annotation clones beside the old
+// clone. Lowercase, as GitHub's names are: a change of case is the same
+// repository.
+func (r Repo) ClonePath() string {
+	return WorkspaceRoot + "/" + r.Host + "/" + strings.ToLower(r.Owner) + "/" + strings.ToLower(r.Name)
+}
 
 // maxRepoSegment is GitHub's limit on a repository name; owners are shorter.
 const maxRepoSegment = 100
@@ -142,19 +146,30 @@ func ParseHosts(v string) ([]string, error) {
 // maxQuoted bounds how much of a bad value a message repeats.
 const maxQuoted = 200
 
+// atSigns are '@' and what a parser or a reader might take for one.
+var atSigns = []string{"@", "%40", "\uFF20", "\uFE6B"}
+
 // Redact hides credentials and query strings before a value reaches a
-// message or a log: everything before the last '@' (userinfo, in URL or
-// scp form, with or without a scheme) and everything from '?' or '#'.
+// message or a log: everything before the last '@' (or a look-alike or
+// escaped one: userinfo in URL or scp form, with or without a scheme), then
+// everything from '?' or '#'.
 func Redact(v string) string {
-	if i := strings.IndexAny(v, "?#"); i >= 0 {
-		v = v[:i] + "?REDACTED"
+	at, width := -1, 0
+	lower := strings.ToLower(v)
+	for _, sign := range atSigns {
+		if i := strings.LastIndex(lower, strings.ToLower(sign)); i > at {
+			at, width = i, len(sign)
+		}
 	}
-	if at := strings.LastIndex(v, "@"); at >= 0 {
+	if at >= 0 {
 		scheme := ""
-		if s, _, ok := strings.Cut(v[:at], "://"); ok {
+		if s, _, ok := strings.Cut(v[:at], "://"); ok && !strings.ContainsAny(s, "?#") {
 			scheme = s + "://"
 		}
-		v = scheme + "REDACTED@" + v[at+1:]
+		v = scheme + "REDACTED@" + v[at+width:]
+	}
+	if i := strings.IndexAny(v, "?#"); i >= 0 {
+		v = v[:i] + "?REDACTED"
 	}
 	if len(v) > maxQuoted {
 		v = strings.ToValidUTF8(v[:maxQuoted], "") + "..."

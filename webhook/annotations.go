@@ -79,9 +79,9 @@ func validateName(v string, subdomain bool) []string {
 	return validation.IsDNS1123Label(v)
 }
 
-// unknownKeyWarnings names each annotation under the prefix that is not part
-// of the contract, with the nearest valid key.
-func unknownKeyWarnings(annotations map[string]string) []string {
+// unknownKeys are the annotations under the prefix that are not part of the
+// contract, in order.
+func unknownKeys(annotations map[string]string) []string {
 	var keys []string
 	for k := range annotations {
 		if strings.HasPrefix(k, contract.Prefix) && k != contract.AnnotationInjected && !slices.Contains(contract.UserAnnotations, k) {
@@ -89,11 +89,12 @@ func unknownKeyWarnings(annotations map[string]string) []string {
 		}
 	}
 	sort.Strings(keys)
-	var warnings []string
-	for _, k := range keys {
-		warnings = append(warnings, fmt.Sprintf("unknown annotation %s is ignored; did you mean %s?", contract.Redact(k), nearest(k, contract.UserAnnotations)))
-	}
-	return warnings
+	return keys
+}
+
+// unknownKeyWarning names an unknown key with the nearest valid one.
+func unknownKeyWarning(k string) string {
+	return fmt.Sprintf("unknown annotation %s is ignored; did you mean %s?", contract.Redact(k), nearest(k, contract.UserAnnotations))
 }
 
 func nearest(k string, candidates []string) string {

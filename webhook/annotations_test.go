@@ -20,10 +20,10 @@ func TestParseWorkspaceAccepts(t *testing.T) {
 	for _, tc := range []struct {
 		repo, url, name string
 	}{
-		{"angryninja/k8s-cluster", "https://github.com/angryninja/k8s-cluster.git", "/data/workspace/angryninja/k8s-cluster"},
-		{"https://github.com/angryninja/home-assistant-config.git", "https://github.com/angryninja/home-assistant-config.git", "/data/workspace/angryninja/home-assistant-config"},
-		{"https://GitHub.com/a/b", "https://github.com/a/b.git", "/data/workspace/a/b"},
-		{"https://git.example.com:8443/team/repo.name", "https://git.example.com:8443/team/repo.name.git", "/data/workspace/team/repo.name"},
+		{"angryninja/k8s-cluster", "https://github.com/angryninja/k8s-cluster.git", "/data/workspace/github.com/angryninja/k8s-cluster"},
+		{"https://github.com/angryninja/home-assistant-config.git", "https://github.com/angryninja/home-assistant-config.git", "/data/workspace/github.com/angryninja/home-assistant-config"},
+		{"https://GitHub.com/a/b", "https://github.com/a/b.git", "/data/workspace/github.com/a/b"},
+		{"https://git.example.com:8443/team/repo.name", "https://git.example.com:8443/team/repo.name.git", "/data/workspace/git.example.com:8443/team/repo.name"},
 	} {
 		w, err := ParseWorkspace(withAnnotations(map[string]string{contract.AnnotationRepo: tc.repo}), s)
 		if err != nil {

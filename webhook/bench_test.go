@@ -1,15 +1,23 @@
 package webhook
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
 	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // BenchmarkInject is the admission hot path's pure part on the flux
 // fixture, beside its baseline: the JSON round trip every admission review
 // pays anyway (decode the request object, encode the response object).
 func BenchmarkInject(b *testing.B) {
-	in := readDeployment(b, "../test/fixtures/app-template/flux.rendered.yaml")
+	in := readDeployment(b, fluxFixture)
 	raw, err := json.Marshal(in)
 	if err != nil {
 		b.Fatal(err)
@@ -35,4 +43,63 @@ func BenchmarkInject(b *testing.B) {
 			}
 		}
 	})
+}
+
+// decodeAndAllow is the least an admission handler does: decode the
+// object, allow it. It is the baseline of BenchmarkHandle.
+type decodeAndAllow struct{ decoder admission.Decoder }
+
+func (h decodeAndAllow) Handle(_ context.Context, req admission.Request) admission.Response {
+	var d appsv1.Deployment
+	if err := h.decoder.DecodeRaw(req.Object, &d); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	return admission.Allowed("")
+}
+
+// BenchmarkHandle is one full admission review as the webhook server runs
+// it (decode, inject, patch), for each fixture, on CREATE and on a no-op
+// UPDATE of the injected workspace (a Flux reconcile). Each reports its
+// ratio to the decode-and-allow handler measured in the same run.
+func BenchmarkHandle(b *testing.B) {
+	h := newHandler(b)
+	base := decodeAndAllow{decoder: h.Decoder}
+	for _, fixture := range []string{"flux", "ha"} {
+		in := readDeployment(b, "../test/fixtures/app-template/"+fixture+".rendered.yaml")
+		injected, _, err := Inject(in, testSettings())
+		if err != nil {
+			b.Fatal(err)
+		}
+		plain, stored := mustJSON(b, in), mustJSON(b, injected)
+		for _, tc := range []struct {
+			name string
+			req  admission.Request
+		}{
+			{"create", request(admissionv1.Create, plain, nil)},
+			{"noop-update", request(admissionv1.Update, stored, stored)},
+		} {
+			baseline := sync.OnceValue(func() testing.BenchmarkResult {
+				return testing.Benchmark(func(b *testing.B) {
+					b.ReportAllocs()
+					for i := 0; i < b.N; i++ {
+						base.Handle(context.Background(), tc.req)
+					}
+				})
+			})
+			b.Run(fixture+"/"+tc.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					if resp := h.Handle(context.Background(), tc.req); !resp.Allowed {
+						b.Fatal(resp.Result.Message)
+					}
+				}
+				b.StopTimer()
+				bl := baseline()
+				b.ReportMetric(float64(bl.NsPerOp()), "baseline-ns/op")
+				b.ReportMetric(float64(bl.AllocsPerOp()), "baseline-allocs/op")
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(bl.NsPerOp()), "x-baseline")
+			})
+		}
+	}
+	fmt.Println("x-baseline: ns/op of Handle divided by ns/op of a decode-and-allow handler, both measured in this run")
 }

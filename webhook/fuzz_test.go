@@ -139,7 +139,7 @@ func applyEdits(d *appsv1.Deployment, edits []byte) expectation {
 			if ps.SecurityContext == nil {
 				ps.SecurityContext = &corev1.PodSecurityContext{}
 			}
-			ps.SecurityContext.FSGroup = ptr.To(int64(3000 + p))
+			ps.SecurityContext.FSGroup = ptr.To(int64(7000 + p)) // never a uid or gid the fixtures use
 			e.fsGroup = ps.SecurityContext.FSGroup
 		case 3:
 			c.WorkingDir = fmt.Sprintf("/srv/%d", p)

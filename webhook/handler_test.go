@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -202,4 +203,57 @@ func TestHandleLeavesOtherKindsAlone(t *testing.T) {
 	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Patches) != 0 {
 		t.Errorf("a StatefulSet was not passed through: %+v", resp)
 	}
+}
+
+// Unknown fields inside list items survive too: in a volume mount of a
+// volume mounted twice (duplicate names), in an env entry, in the pod
+// securityContext, on injection and on un-injection.
+func TestHandleKeepsUnknownFieldsInListItems(t *testing.T) {
+	h := newHandler(t)
+	in := readDeployment(t, "testdata/non-root-no-uid.yaml") // gets an fsGroup, removed again on un-injection
+	c := &in.Spec.Template.Spec.Containers[0]
+	in.Spec.Template.Spec.Volumes = append(in.Spec.Template.Spec.Volumes, corev1.Volume{Name: "cfg", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "cfg", MountPath: "/a"}, corev1.VolumeMount{Name: "cfg", MountPath: "/b"})
+	c.Env = append([]corev1.EnvVar{{Name: "HOME", Value: "/root"}}, append(c.Env, corev1.EnvVar{Name: "KEEP", Value: "x"})...)
+	var u map[string]any
+	if err := json.Unmarshal(mustJSON(t, in), &u); err != nil {
+		t.Fatal(err)
+	}
+	podSpec := u["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	container := podSpec["containers"].([]any)[0].(map[string]any)
+	container["volumeMounts"].([]any)[1].(map[string]any)["futureMountField"] = "m"
+	env := container["env"].([]any)
+	env[len(env)-1].(map[string]any)["futureEnvField"] = "e"
+	psc, _ := podSpec["securityContext"].(map[string]any)
+	if psc == nil {
+		psc = map[string]any{}
+		podSpec["securityContext"] = psc
+	}
+	psc["futurePodSecurityField"] = "s"
+	raw := mustJSON(t, u)
+	unknown := []string{`"futureMountField":"m"`, `"futureEnvField":"e"`, `"futurePodSecurityField":"s"`}
+
+	resp := h.Handle(context.Background(), request(admissionv1.Create, raw, nil))
+	injected := applyResponse(t, raw, resp)
+	for _, want := range unknown {
+		if !strings.Contains(string(injected), want) {
+			t.Errorf("injection removed %s", want)
+		}
+	}
+	var v map[string]any
+	if err := json.Unmarshal(injected, &v); err != nil {
+		t.Fatal(err)
+	}
+	delete(v["metadata"].(map[string]any)["labels"].(map[string]any), contract.LabelInject)
+	unlabeled := mustJSON(t, v)
+	resp = h.Handle(context.Background(), request(admissionv1.Update, unlabeled, injected))
+	restored := applyResponse(t, unlabeled, resp)
+	for _, want := range unknown {
+		if !strings.Contains(string(restored), want) {
+			t.Errorf("un-injection removed %s", want)
+		}
+	}
+	want := decode(t, raw)
+	delete(want.Labels, contract.LabelInject)
+	assertEqual(t, "un-injection through the handler", want, decode(t, restored))
 }

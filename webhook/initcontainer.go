@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -55,7 +54,7 @@ func seedResources(limit resource.Quantity) corev1.ResourceRequirements {
 
 // clampSeedMemory keeps the seed-memory annotation within what a seed can
 // use: below the minimum no clone fits, above the maximum is a typo.
-func clampSeedMemory(q resource.Quantity) (resource.Quantity, []string) {
+func clampSeedMemory(q resource.Quantity) (resource.Quantity, string) {
 	bound := q
 	switch {
 	case q.Cmp(minSeedMemory) < 0:
@@ -63,10 +62,10 @@ func clampSeedMemory(q resource.Quantity) (resource.Quantity, []string) {
 	case q.Cmp(maxSeedMemory) > 0:
 		bound = maxSeedMemory
 	default:
-		return q, nil
+		return q, ""
 	}
-	return bound.DeepCopy(), []string{"annotation " + contract.AnnotationSeedMemory + " " + q.String() + " clamped to " + bound.String() +
-		" (the seed's memory limit is between " + minSeedMemory.String() + " and " + maxSeedMemory.String() + ")"}
+	return bound.DeepCopy(), "annotation " + contract.AnnotationSeedMemory + " " + q.String() + " clamped to " + bound.String() +
+		" (the seed's memory limit is between " + minSeedMemory.String() + " and " + maxSeedMemory.String() + ")"
 }
 
 // seedMemoryEnv gives the seed its own memory limit, in bytes.
@@ -78,7 +77,7 @@ func seedMemoryEnv() corev1.EnvVar {
 
 // seedContainer is the opencode-seed init container. It runs as the OpenCode
 // container's user, so that what it creates on the claim is that user's.
-func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *record) (corev1.Container, []string) {
+func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *record) corev1.Container {
 	env := []corev1.EnvVar{
 		{Name: contract.EnvSeedRepo, Value: ws.Repo.URL},
 		{Name: contract.EnvSeedWorkspace, Value: ws.ClonePath()},
@@ -92,9 +91,7 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 	env = append(env, seedMemoryEnv())
 	env = append(env, homeEnv()...)
 	env = append(env, tokenEnv(ws.Secret))
-	memory, warnings := clampSeedMemory(ws.SeedMemory)
-	sc, w := seedSecurityContext(ps, ci, rec)
-	warnings = append(warnings, w...)
+	memory, _ := clampSeedMemory(ws.SeedMemory)
 	return corev1.Container{
 		Name:    contract.SeedContainerName,
 		Image:   s.SeedImage,
@@ -106,11 +103,11 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 			{Name: contract.AuthVolumeName, MountPath: contract.AuthMountPath, ReadOnly: true},
 		},
 		Resources:                seedResources(memory),
-		SecurityContext:          sc,
+		SecurityContext:          seedSecurityContext(ps, ci, rec),
 		TerminationMessagePath:   terminationMessagePath,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		ImagePullPolicy:          pullPolicy(s.SeedImage),
-	}, warnings
+	}
 }
 
 // seedSecurityContext is hardened, with the OpenCode container's effective
@@ -118,7 +115,7 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 // image is (git refuses a repository owned by another user). A pod that
 // runs as a non-root uid without fsGroup gets one, or the seed could not
 // write to a fresh claim.
-func seedSecurityContext(ps *corev1.PodSpec, ci int, rec *record) (*corev1.SecurityContext, []string) {
+func seedSecurityContext(ps *corev1.PodSpec, ci int, rec *record) *corev1.SecurityContext {
 	csc := ps.Containers[ci].SecurityContext
 	if csc == nil {
 		csc = &corev1.SecurityContext{}
@@ -138,15 +135,13 @@ func seedSecurityContext(ps *corev1.PodSpec, ci int, rec *record) (*corev1.Secur
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		RunAsGroup:               gid,
 	}
-	var warnings []string
 	owner := uid
 	switch {
 	case uid != nil:
 		sc.RunAsUser = uid
 	case nonRoot != nil && *nonRoot:
 		owner = ptr.To(seedImageUser)
-		warnings = append(warnings, "container "+ps.Containers[ci].Name+" requires runAsNonRoot but sets no runAsUser: "+
-			"opencode-seed runs as the image's user "+strconv.FormatInt(seedImageUser, 10)+"; set runAsUser so both run as the same user")
+		rec.SeedRunsAsImageUser = true
 	default:
 		sc.RunAsUser = ptr.To[int64](0)
 	}
@@ -157,11 +152,12 @@ func seedSecurityContext(ps *corev1.PodSpec, ci int, rec *record) (*corev1.Secur
 		}
 		if ps.SecurityContext == nil {
 			ps.SecurityContext = &corev1.PodSecurityContext{}
+			rec.PodSecurityContextAdded = true
 		}
 		ps.SecurityContext.FSGroup = ptr.To(group)
 		rec.FSGroup = ptr.To(group)
 	}
-	return sc, warnings
+	return sc
 }
 
 func firstSet[T any](vals ...*T) *T {

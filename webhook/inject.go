@@ -38,9 +38,15 @@ func InjectUpdate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*a
 	if w != "" {
 		warnings = append(warnings, w)
 	}
-	baseline := baselineRecord(prev, trusted, old)
+	baseline := baselineRecord(prev, trusted, old, &in.Spec.Template.Spec)
 	enabled := Enabled(d)
-	if IsInjected(d) {
+	// Leftovers of an injection whose record and seed were deleted by hand
+	// still go when the label is removed: a way out leaves nothing behind.
+	leftovers := !enabled && old != nil && old.Labels[contract.LabelInject] == contract.LabelInjectEnabled && hasOurItems(d)
+	if IsInjected(d) || leftovers {
+		if leftovers && !IsInjected(d) {
+			warnings = append(warnings, "the Deployment holds opencode-injector's volumes or claim mount without its record and seed container: they were removed by name, but values they replaced cannot be restored")
+		}
 		strip(d, prev, trusted)
 		if !enabled {
 			stripForeignMounts(&d.Spec.Template.Spec)
@@ -50,7 +56,21 @@ func InjectUpdate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*a
 	if !enabled {
 		return d, warnings, nil
 	}
-	warnings = append(warnings, unknownKeyWarnings(d.Annotations)...)
+	// Advice about the user's own settings is given when they change, not
+	// on every reconcile: on an UPDATE, when the stored object differs; else
+	// when there is no record yet.
+	fresh := func(key string) bool {
+		if old != nil {
+			v, had := old.Annotations[key]
+			return !had || v != d.Annotations[key]
+		}
+		return baseline == nil
+	}
+	for _, k := range unknownKeys(d.Annotations) {
+		if fresh(k) {
+			warnings = append(warnings, unknownKeyWarning(k))
+		}
+	}
 
 	ws, err := ParseWorkspace(d, s)
 	if err != nil {
@@ -72,13 +92,14 @@ func InjectUpdate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*a
 	rec := record{Version: contract.Version, Container: ws.Container, Secret: ws.Secret, Clone: ws.ClonePath(), Hosts: s.AllowedGitHosts}
 	setStrategy(d, &rec)
 	ps.Volumes = append(ps.Volumes, volumes(ws)...)
-	seed, w2 := seedContainer(ps, ci, ws, s, &rec)
-	warnings = append(warnings, w2...)
-	ps.InitContainers = append([]corev1.Container{seed}, ps.InitContainers...)
+	ps.InitContainers = append([]corev1.Container{seedContainer(ps, ci, ws, s, &rec)}, ps.InitContainers...)
 	injectContainer(&ps.Containers[ci], &rec, s)
+	if _, w := clampSeedMemory(ws.SeedMemory); w != "" && fresh(contract.AnnotationSeedMemory) {
+		warnings = append(warnings, w)
+	}
 	warnings = append(warnings, changeWarnings(baseline, rec, ps)...)
 	if old != nil {
-		warnings = append(warnings, repoWarnings(old, d, baseline, rec)...)
+		warnings = append(warnings, updateWarnings(old, d, baseline, rec)...)
 	}
 
 	if d.Annotations == nil {
@@ -90,13 +111,14 @@ func InjectUpdate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*a
 
 // baselineRecord is the record the user has already been told about: the
 // stored object's on an UPDATE, else the object's own.
-func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta) *record {
+// A v1 record is completed from ps, the request's pod template.
+func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta, ps *corev1.PodSpec) *record {
 	if old != nil {
 		raw, ok := old.Annotations[contract.AnnotationInjected]
 		if !ok {
 			return nil
 		}
-		rec, err := parseRecord(raw, &corev1.PodSpec{})
+		rec, err := parseRecord(raw, ps)
 		if err != nil {
 			return nil
 		}
@@ -111,6 +133,13 @@ func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta) *record {
 // Enabled reports whether d carries the opt-in label.
 func Enabled(d *appsv1.Deployment) bool {
 	return d.Labels[contract.LabelInject] == contract.LabelInjectEnabled
+}
+
+// hasOurItems reports whether d holds our volumes or the claim mount.
+func hasOurItems(d *appsv1.Deployment) bool {
+	ps := &d.Spec.Template.Spec
+	return slices.ContainsFunc(ps.Volumes, func(v corev1.Volume) bool { return isOurVolume(v.Name) }) ||
+		slices.ContainsFunc(ps.Containers, func(c corev1.Container) bool { return slices.ContainsFunc(c.VolumeMounts, isDataMount) })
 }
 
 // IsInjected reports whether d carries anything of an earlier injection:
@@ -146,7 +175,7 @@ func strip(d *appsv1.Deployment, rec record, trusted bool) {
 		}
 		if psc := ps.SecurityContext; rec.FSGroup != nil && psc != nil && psc.FSGroup != nil && *psc.FSGroup == *rec.FSGroup {
 			psc.FSGroup = nil
-			if equality.Semantic.DeepEqual(*psc, corev1.PodSecurityContext{}) {
+			if rec.PodSecurityContextAdded && equality.Semantic.DeepEqual(*psc, corev1.PodSecurityContext{}) {
 				ps.SecurityContext = nil
 			}
 		}
@@ -227,6 +256,10 @@ func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
 	if rec.WorkingDir != nil && *rec.WorkingDir != "" && (base.WorkingDir == nil || *base.WorkingDir != *rec.WorkingDir) {
 		warnings = append(warnings, "workingDir "+*rec.WorkingDir+" of container "+c.Name+" replaced by the clone "+rec.Clone+" (a workingDir inside the clone is kept)")
 	}
+	if rec.SeedRunsAsImageUser && !base.SeedRunsAsImageUser {
+		warnings = append(warnings, "container "+c.Name+" requires runAsNonRoot but sets no runAsUser: "+
+			"opencode-seed runs as the image's user "+strconv.FormatInt(seedImageUser, 10)+"; set runAsUser so both run as the same user")
+	}
 	if rec.FSGroup != nil && (base.FSGroup == nil || *base.FSGroup != *rec.FSGroup) {
 		warnings = append(warnings, "spec.template.spec.securityContext.fsGroup set to "+strconv.FormatInt(*rec.FSGroup, 10)+
 			" so that a non-root user can write to the workspace claim; set fsGroup yourself to choose it")
@@ -247,9 +280,9 @@ func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
 	return warnings
 }
 
-// repoWarnings tells the user what an UPDATE that changes the repo or the
-// branch does on the claim.
-func repoWarnings(old *metav1.ObjectMeta, cur *appsv1.Deployment, base *record, rec record) []string {
+// updateWarnings tells the user what an UPDATE that changes the repo, the
+// branch or the claim does to the workspace's data.
+func updateWarnings(old *metav1.ObjectMeta, cur *appsv1.Deployment, base *record, rec record) []string {
 	if base == nil || old.Labels[contract.LabelInject] != contract.LabelInjectEnabled {
 		return nil
 	}
@@ -258,9 +291,20 @@ func repoWarnings(old *metav1.ObjectMeta, cur *appsv1.Deployment, base *record, 
 		warnings = append(warnings, "annotation "+contract.AnnotationBranch+" changed: the existing clone keeps its branch; switch it with git in the workspace")
 	}
 	if base.Clone != "" && base.Clone != rec.Clone {
-		warnings = append(warnings, "annotation "+contract.AnnotationRepo+" changed: the old clone stays on the claim at "+base.Clone+"; the new repo is cloned beside it at "+rec.Clone)
+		warnings = append(warnings, "the clone moves: the old clone stays on the claim at "+base.Clone+"; the repo is cloned beside it at "+rec.Clone+
+			" (annotation "+contract.AnnotationRepo+" changed, or the workspace was injected by an older injector); move unpushed work from the old clone")
+	}
+	if o, c := claimName(old.Annotations, old.Name), claimName(cur.Annotations, cur.Name); o != c {
+		warnings = append(warnings, "annotation "+contract.AnnotationClaim+" changed: the workspace now uses claim "+c+"; the data on claim "+o+" stays there")
 	}
 	return warnings
+}
+
+func claimName(annotations map[string]string, deployment string) string {
+	if c, ok := annotations[contract.AnnotationClaim]; ok {
+		return c
+	}
+	return deployment
 }
 
 func sortedKeys[V any](m map[string]V) []string {

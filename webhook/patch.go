@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -16,8 +15,8 @@ import (
 // raw. Comparing in with out (both typed) tells what the injection changed;
 // raw tells what exists in the request, including fields this webhook's
 // API types do not know (a newer cluster's), which stay as they are.
-// Lists of named items (containers, volumes, env) are matched by name, so an
-// added or removed item never shifts the others' fields.
+// List items are matched (named ones by name), so an added or removed item
+// never shifts the others' fields.
 func createPatch(raw []byte, in, out any) ([]jsonpatch.Operation, error) {
 	var r, i, o any
 	if err := json.Unmarshal(raw, &r); err != nil {
@@ -59,7 +58,8 @@ func diff(ops *[]jsonpatch.Operation, path string, r, i, o any) {
 	case []any:
 		rv, rok := r.([]any)
 		iv, iok := i.([]any)
-		if rok && iok && len(rv) == len(iv) && diffNamedLists(ops, path, rv, iv, ov) {
+		if rok && iok && len(rv) == len(iv) {
+			diffLists(ops, path, rv, iv, ov)
 			return
 		}
 	}
@@ -92,71 +92,89 @@ func diffMaps(ops *[]jsonpatch.Operation, path string, r, i, o map[string]any) {
 	}
 }
 
-// diffNamedLists diffs lists whose items all carry a unique name, by name.
-// It reports false when the lists are not such lists, or when their common
-// items changed order, and then the caller replaces the whole list.
-func diffNamedLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) bool {
-	inNames, ok := itemNames(i)
-	if !ok {
-		return false
-	}
-	outNames, ok := itemNames(o)
-	if !ok {
-		return false
-	}
-	var kept []string
-	for _, n := range inNames {
-		if slices.Contains(outNames, n) {
-			kept = append(kept, n)
+// diffLists diffs two lists item by item: items are matched in order by a
+// longest common subsequence, objects with a "name" by name (duplicates
+// allowed), anything else by equality. Matched items are diffed in place,
+// so their unknown fields stay; the others are removed or added.
+func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
+	matched := lcs(i, o)
+	pos, ii, oi := 0, 0, 0
+	at := func() string { return path + "/" + strconv.Itoa(pos) }
+	for _, m := range append(matched, [2]int{len(i), len(o)}) {
+		for ; ii < m[0]; ii++ {
+			*ops = append(*ops, jsonpatch.NewOperation("remove", at(), nil))
+		}
+		for ; oi < m[1]; oi++ {
+			*ops = append(*ops, jsonpatch.NewOperation("add", at(), o[oi]))
+			pos++
+		}
+		if ii < len(i) {
+			diff(ops, at(), r[ii], i[ii], o[oi])
+			pos, ii, oi = pos+1, ii+1, oi+1
 		}
 	}
-	var order []string
-	for _, n := range outNames {
-		if slices.Contains(inNames, n) {
-			order = append(order, n)
-		}
-	}
-	if !slices.Equal(kept, order) {
-		return false
-	}
-	var start []jsonpatch.Operation
-	r, i, cur := slices.Clone(r), slices.Clone(i), slices.Clone(inNames)
-	for k := len(cur) - 1; k >= 0; k-- {
-		if !slices.Contains(outNames, cur[k]) {
-			start = append(start, jsonpatch.NewOperation("remove", path+"/"+strconv.Itoa(k), nil))
-			r, i, cur = slices.Delete(r, k, k+1), slices.Delete(i, k, k+1), slices.Delete(cur, k, k+1)
-		}
-	}
-	*ops = append(*ops, start...)
-	for j, n := range outNames {
-		p := path + "/" + strconv.Itoa(j)
-		if j < len(cur) && cur[j] == n {
-			diff(ops, p, r[j], i[j], o[j])
-			continue
-		}
-		*ops = append(*ops, jsonpatch.NewOperation("add", p, o[j]))
-		cur = slices.Insert(cur, j, n)
-		r, i = slices.Insert(r, j, o[j]), slices.Insert(i, j, o[j])
-	}
-	return true
 }
 
-// itemNames returns the "name" of every item, when every item is an object
-// with a unique name.
-func itemNames(list []any) ([]string, bool) {
-	names := make([]string, len(list))
-	for k, item := range list {
-		m, ok := item.(map[string]any)
-		if !ok {
-			return nil, false
+// lcs returns the index pairs of a heaviest common subsequence of a and b:
+// an unchanged item weighs more than one matched by name only, so that when
+// items move, the ones the injection did not touch keep their place (and
+// their unknown fields).
+func lcs(a, b []any) [][2]int {
+	n, m := len(a), len(b)
+	weight := func(x, y int) int {
+		switch {
+		case reflect.DeepEqual(a[x], b[y]):
+			return 2
+		case sameItem(a[x], b[y]):
+			return 1
 		}
-		n, ok := m["name"].(string)
-		if !ok || slices.Contains(names[:k], n) {
-			return nil, false
-		}
-		names[k] = n
+		return 0
 	}
-	return names, true
+	table := make([][]int, n+1)
+	for x := range table {
+		table[x] = make([]int, m+1)
+	}
+	for x := n - 1; x >= 0; x-- {
+		for y := m - 1; y >= 0; y-- {
+			table[x][y] = max(table[x+1][y], table[x][y+1])
+			if w := weight(x, y); w > 0 {
+				table[x][y] = max(table[x][y], w+table[x+1][y+1])
+			}
+		}
+	}
+	var pairs [][2]int
+	for x, y := 0, 0; x < n && y < m; {
+		switch w := weight(x, y); {
+		case w > 0 && table[x][y] == w+table[x+1][y+1]:
+			pairs = append(pairs, [2]int{x, y})
+			x, y = x+1, y+1
+		case table[x+1][y] >= table[x][y+1]:
+			x++
+		default:
+			y++
+		}
+	}
+	return pairs
+}
+
+// sameItem tells whether two list items may be the same item: by name when
+// both are named objects, else by equality.
+func sameItem(a, b any) bool {
+	an, aok := itemName(a)
+	bn, bok := itemName(b)
+	if aok && bok {
+		return an == bn
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func itemName(v any) (string, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	n, ok := m["name"].(string)
+	return n, ok
 }
 
 // escapePointer escapes a key for a JSON pointer (RFC 6901).

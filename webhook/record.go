@@ -35,8 +35,13 @@ type record struct {
 	Env []replacedEnv `json:"env,omitempty"`
 	// Resource fields ("limits.memory") the injection filled, with the value.
 	Filled map[string]resource.Quantity `json:"filled,omitempty"`
-	// The pod fsGroup the injection added.
-	FSGroup *int64 `json:"fsGroup,omitempty"`
+	// The pod fsGroup the injection added, and whether it had to create the
+	// pod securityContext for it.
+	FSGroup                 *int64 `json:"fsGroup,omitempty"`
+	PodSecurityContextAdded bool   `json:"podSecurityContextAdded,omitempty"`
+	// The seed runs as the image's user: the pod requires non-root users but
+	// names no uid.
+	SeedRunsAsImageUser bool `json:"seedRunsAsImageUser,omitempty"`
 
 	// legacy marks a v1 record, which did not record what it wrote: its env
 	// is stripped by name.
@@ -90,7 +95,9 @@ func parseRecord(raw string, ps *corev1.PodSpec) (record, error) {
 		return rec, nil
 	case contract.VersionV1:
 		var v1 recordV1
-		if err := json.Unmarshal([]byte(raw), &v1); err != nil {
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v1); err != nil {
 			return record{}, fmt.Errorf("not a v1 record: %v", err)
 		}
 		return fromV1(v1, ps), nil
@@ -121,6 +128,7 @@ func fromV1(v1 recordV1, ps *corev1.PodSpec) record {
 	}
 	if v1.FSGroupAdded && ps.SecurityContext != nil && ps.SecurityContext.FSGroup != nil {
 		rec.FSGroup = ptr.To(*ps.SecurityContext.FSGroup)
+		rec.PodSecurityContextAdded = true // v1 removed an emptied one
 	}
 	return rec
 }
@@ -149,8 +157,10 @@ func readRecord(d *appsv1.Deployment) (rec record, trusted bool, warning string)
 }
 
 // agreesWith checks the record against the object it sits on: a record
-// that names a container that does not exist, or one the injection did not
-// mount the claim into, cannot say what to restore.
+// that names a container that does not exist, one the injection did not
+// mount the claim into, or a Secret, clone or hosts other than those of the
+// seed container and the auth volume it sits beside, cannot say what to
+// restore.
 func (r record) agreesWith(ps *corev1.PodSpec) error {
 	i := slices.IndexFunc(ps.Containers, func(c corev1.Container) bool { return c.Name == r.Container })
 	if r.Container == "" || i < 0 {
@@ -161,11 +171,21 @@ func (r record) agreesWith(ps *corev1.PodSpec) error {
 		return fmt.Errorf("container %q does not mount %s at %s", r.Container, contract.DataVolumeName, contract.DataMountPath)
 	}
 	if !r.legacy {
-		if !strings.HasPrefix(r.Clone, contract.WorkspaceRoot+"/") {
-			return fmt.Errorf("clone %q is not under %s", r.Clone, contract.WorkspaceRoot)
+		si := slices.IndexFunc(ps.InitContainers, isOurSeed)
+		if si < 0 {
+			return fmt.Errorf("the pod template has no %s init container", contract.SeedContainerName)
 		}
-		if len(validateName(r.Secret, true)) > 0 || len(r.Hosts) == 0 {
-			return fmt.Errorf("secret or hosts missing")
+		seedEnv := ps.InitContainers[si].Env
+		if !strings.HasPrefix(r.Clone, contract.WorkspaceRoot+"/") || !slices.Contains(seedEnv, corev1.EnvVar{Name: contract.EnvSeedWorkspace, Value: r.Clone}) {
+			return fmt.Errorf("clone %q is not the seed's workspace", r.Clone)
+		}
+		if !slices.Contains(seedEnv, corev1.EnvVar{Name: contract.EnvSeedAllowedHosts, Value: strings.Join(r.Hosts, ",")}) {
+			return fmt.Errorf("hosts %q are not the seed's", r.Hosts)
+		}
+		if !slices.ContainsFunc(ps.Volumes, func(v corev1.Volume) bool {
+			return v.Name == contract.AuthVolumeName && v.Secret != nil && v.Secret.SecretName == r.Secret
+		}) {
+			return fmt.Errorf("secret %q is not the one volume %s reads", r.Secret, contract.AuthVolumeName)
 		}
 	}
 	for _, e := range r.Env {

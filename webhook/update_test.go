@@ -1,10 +1,13 @@
 package webhook
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -175,7 +178,7 @@ func TestUserEditsToEnforcedItems(t *testing.T) {
 }
 
 func TestWorkingDirInsideCloneIsTheUsers(t *testing.T) {
-	for _, dir := range []string{"/data/workspace/angryninja/k8s-cluster", "/data/workspace/angryninja/k8s-cluster/apps/web"} {
+	for _, dir := range []string{"/data/workspace/github.com/angryninja/k8s-cluster", "/data/workspace/github.com/angryninja/k8s-cluster/apps/web"} {
 		in := readDeployment(t, fluxFixture)
 		app(in).WorkingDir = dir
 		once, warnings := mustInject(t, in)
@@ -233,10 +236,10 @@ func TestRepoChangeClonesBeside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := app(out).WorkingDir; got != "/data/workspace/bob/k8s-cluster" {
+	if got := app(out).WorkingDir; got != "/data/workspace/github.com/bob/k8s-cluster" {
 		t.Errorf("workingDir %q", got)
 	}
-	if count(warnings, "stays on the claim at /data/workspace/angryninja/k8s-cluster") != 1 || count(warnings, "beside it at /data/workspace/bob/k8s-cluster") != 1 {
+	if count(warnings, "stays on the claim at /data/workspace/github.com/angryninja/k8s-cluster") != 1 || count(warnings, "beside it at /data/workspace/github.com/bob/k8s-cluster") != 1 {
 		t.Errorf("want the repo change explained with both paths: %q", warnings)
 	}
 }
@@ -332,7 +335,113 @@ func TestV1RecordStillUninjects(t *testing.T) {
 		t.Errorf("v1 un-injection:\nwant %s\ngot  %s", a, b)
 	}
 	again, _ := mustInject(t, v1)
-	if rec := decodedRecord(t, again); rec.Version != contract.Version || app(again).WorkingDir != "/data/workspace/angryninja/k8s-cluster" {
+	if rec := decodedRecord(t, again); rec.Version != contract.Version || app(again).WorkingDir != "/data/workspace/github.com/angryninja/k8s-cluster" {
 		t.Errorf("re-injection of a v1 object: version %s, workingDir %s", rec.Version, app(again).WorkingDir)
+	}
+}
+
+// A well-formed record whose Secret, clone or hosts are not those of the
+// seed container and auth volume it sits beside is not trusted: trusting it
+// would take our own env for the user's and leave the password behind.
+func TestRecordMustMatchTheSeedAndVolume(t *testing.T) {
+	for name, edit := range map[string][2]string{
+		"secret": {`"secret":"opencode-secret"`, `"secret":"other"`},
+		"clone":  {`"clone":"/data/workspace/github.com/angryninja/k8s-cluster"`, `"clone":"/data/workspace/x/y"`},
+		"hosts":  {`"hosts":["github.com"]`, `"hosts":["example.com"]`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+			raw := injected.Annotations[contract.AnnotationInjected]
+			if !strings.Contains(raw, edit[0]) {
+				t.Fatalf("record %s lacks %s", raw, edit[0])
+			}
+			injected.Annotations[contract.AnnotationInjected] = strings.Replace(raw, edit[0], edit[1], 1)
+			if _, trusted, _ := readRecord(injected); trusted {
+				t.Fatal("a record that contradicts the seed is trusted")
+			}
+			delete(injected.Labels, contract.LabelInject)
+			out, warnings, err := Inject(injected, testSettings())
+			if err != nil || count(warnings, contract.AnnotationInjected) != 1 {
+				t.Fatalf("want a warning about the record: %q, %v", warnings, err)
+			}
+			for _, e := range app(out).Env {
+				if ownedEnv(e.Name) {
+					t.Errorf("un-injection left %s", e.Name)
+				}
+			}
+		})
+	}
+}
+
+// Leftovers of an injection whose record and seed were deleted by hand
+// still go when the label is removed.
+func TestUninjectionRemovesLeftovers(t *testing.T) {
+	injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+	delete(injected.Annotations, contract.AnnotationInjected)
+	injected.Spec.Template.Spec.InitContainers = nil
+	stored := injected.ObjectMeta.DeepCopy()
+	delete(injected.Labels, contract.LabelInject)
+	out, warnings, err := InjectUpdate(injected, stored, testSettings())
+	if err != nil || count(warnings, "without its record") != 1 {
+		t.Fatalf("want a warning about the leftovers: %q, %v", warnings, err)
+	}
+	if hasOurItems(out) || slices.ContainsFunc(app(out).Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) }) {
+		a, _ := EncodeYAML(out)
+		t.Errorf("leftovers stay:\n%s", a)
+	}
+}
+
+// A way out is never blocked and leaves a valid pod template: a mount of
+// our volumes in another container goes with the volume.
+func TestUninjectionRemovesEveryMountOfOurVolumes(t *testing.T) {
+	injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+	ps := &injected.Spec.Template.Spec
+	ps.Containers = append(ps.Containers, corev1.Container{Name: "sidecar", Image: "busybox:1",
+		VolumeMounts: []corev1.VolumeMount{{Name: contract.DataVolumeName, MountPath: "/ws"}}})
+	out := uninject(t, injected)
+	for _, c := range out.Spec.Template.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if isOurVolume(m.Name) {
+				t.Errorf("container %s still mounts %s, a volume that is gone", c.Name, m.Name)
+			}
+		}
+	}
+}
+
+// Advice about the user's settings does not repeat on every reconcile.
+func TestNoOpUpdateIsQuiet(t *testing.T) {
+	h := newHandler(t)
+	for _, name := range []string{"env-collision", "non-root-no-uid", "unknown-key", "rolling-update", "seed-memory-clamped"} {
+		t.Run(name, func(t *testing.T) {
+			in := readDeployment(t, "testdata/"+name+".yaml")
+			first, warnings := mustInject(t, in)
+			if len(warnings) == 0 {
+				t.Fatal("the case gives no warning at all")
+			}
+			stored := mustJSON(t, first)
+			resp := h.Handle(context.Background(), request(admissionv1.Update, stored, stored))
+			if len(resp.Warnings) != 0 || len(resp.Patches) != 0 {
+				t.Errorf("a no-op update warns %q or patches %v", resp.Warnings, resp.Patches)
+			}
+			// Server-side apply drops the fields its manager stopped sending:
+			// the request is the chart's object again, the stored one injected.
+			resp = h.Handle(context.Background(), request(admissionv1.Update, mustJSON(t, in), stored))
+			if len(resp.Warnings) != 0 {
+				t.Errorf("a re-sent chart object warns again: %q", resp.Warnings)
+			}
+			assertEqual(t, "the re-sent chart object", first, decode(t, applyResponse(t, mustJSON(t, in), resp)))
+		})
+	}
+}
+
+func TestUpdateWarnings(t *testing.T) {
+	once, _ := mustInject(t, readDeployment(t, fluxFixture))
+	for key, value := range map[string]string{contract.AnnotationBranch: "release", contract.AnnotationClaim: "other-claim"} {
+		changed := once.DeepCopy()
+		changed.Annotations[key] = value
+		_, warnings, err := InjectUpdate(changed, &once.ObjectMeta, testSettings())
+		if err != nil || count(warnings, "annotation "+key+" changed") != 1 {
+			t.Errorf("%s: want one warning that it changed: %q, %v", key, warnings, err)
+		}
 	}
 }

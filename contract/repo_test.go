@@ -1,0 +1,52 @@
+package contract
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every form of credentials in a repo value is cut before it reaches a
+// message: with or without a scheme, in scp form, with '?' or '#' inside
+// the password, and with escaped or look-alike '@'.
+func TestRedactCutsCredentials(t *testing.T) {
+	for _, v := range []string{
+		"https://ghp_SECRET@github.com/a/b",
+		"https://x:ghp_SECRET@github.com/a/b",
+		"x-access-token:ghp_SECRET@github.com:owner/name",
+		"user:ghp_SECRET@github.com/owner/name",
+		"ghp_SECRET@github.com:owner/name.git",
+		"https://bob:ghp_SECRET?x@github.com/a/b",
+		"https://bob:ghp_SECRET#x@github.com/a/b",
+		"bob:ghp_SECRET#x@github.com:a/b",
+		"https://user:ghp_SECRET\uFF20github.com/a/b",
+		"ghp_SECRET\uFE6Bgithub.com/a/b",
+		"https://user:ghp_SECRET%40github.com/a/b",
+		"https://user%3Aghp_SECRET%40github.com/a/b",
+		"https://github.com/a/b?token=ghp_SECRET",
+		"a/b#ghp_SECRET",
+	} {
+		got := Redact(v)
+		if strings.Contains(got, "SECRET") {
+			t.Errorf("Redact(%q) = %q keeps the secret", v, got)
+		}
+		if _, err := ParseRepo(v, []string{"github.com"}); err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("ParseRepo(%q): %v", v, err)
+		}
+	}
+	if got := Redact("https://github.com/a/b"); got != "https://github.com/a/b" {
+		t.Errorf("a clean value changed: %q", got)
+	}
+}
+
+func TestClonePathIsPerHostOwnerAndName(t *testing.T) {
+	hosts := []string{"github.com", "git.example.com"}
+	a, _ := ParseRepo("angryninja/k8s-cluster", hosts)
+	b, _ := ParseRepo("https://git.example.com/angryninja/k8s-cluster", hosts)
+	c, _ := ParseRepo("AngryNinja/K8s-Cluster", hosts)
+	if a.ClonePath() == b.ClonePath() {
+		t.Errorf("two hosts share the clone path %s", a.ClonePath())
+	}
+	if a.ClonePath() != c.ClonePath() {
+		t.Errorf("a change of case only moves the clone: %s, %s", a.ClonePath(), c.ClonePath())
+	}
+}
