@@ -27,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -80,6 +82,9 @@ type harness struct {
 // being created and updated.
 func TestCertManagerIssuesTheWebhookTLS(t *testing.T) {
 	ctx := t.Context()
+	// cert-manager logs through klog; the webhook and the CA injector
+	// (controller-runtime) log there too.
+	ctrl.SetLogger(klog.NewKlogr())
 	root, err := testenv.Root()
 	if err != nil {
 		t.Fatal(err)

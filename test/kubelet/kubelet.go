@@ -72,13 +72,14 @@ func (p *Pod) Env(c corev1.Container) ([]string, error) {
 }
 
 // Command is container c's command and args as a process, with binary
-// standing in for the image's entrypoint path.
+// standing in for the command's path, or for the image's ENTRYPOINT when
+// the container sets no command.
 func (p *Pod) Command(c corev1.Container, binary string) (*exec.Cmd, error) {
 	env, err := p.Env(c)
 	if err != nil {
 		return nil, err
 	}
-	if len(c.Command) != 1 {
+	if len(c.Command) > 1 {
 		return nil, fmt.Errorf("container %s: want one command, got %q", c.Name, c.Command)
 	}
 	cmd := exec.Command(binary, c.Args...)
