@@ -79,7 +79,24 @@ func writtenEnv(rec record) []corev1.EnvVar {
 
 // isWritten reports whether e is exactly an entry of written.
 func isWritten(e corev1.EnvVar, written []corev1.EnvVar) bool {
-	return slices.ContainsFunc(written, func(w corev1.EnvVar) bool { return equality.Semantic.DeepEqual(e, w) })
+	return slices.ContainsFunc(written, func(w corev1.EnvVar) bool { return envEqual(e, w) })
+}
+
+// envEqual compares env entries without reflection for the shapes the
+// injection writes (a value, or a Secret key), which every admission review
+// compares many times.
+func envEqual(a, b corev1.EnvVar) bool {
+	if a.Name != b.Name || a.Value != b.Value || (a.ValueFrom == nil) != (b.ValueFrom == nil) {
+		return false
+	}
+	if a.ValueFrom == nil {
+		return true
+	}
+	as, bs := a.ValueFrom.SecretKeyRef, b.ValueFrom.SecretKeyRef
+	if as != nil && bs != nil && *a.ValueFrom == (corev1.EnvVarSource{SecretKeyRef: as}) && *b.ValueFrom == (corev1.EnvVarSource{SecretKeyRef: bs}) {
+		return as.Name == bs.Name && as.Key == bs.Key && ptr.Deref(as.Optional, false) == ptr.Deref(bs.Optional, false) && (as.Optional == nil) == (bs.Optional == nil)
+	}
+	return equality.Semantic.DeepEqual(a, b)
 }
 
 // insideClone reports whether dir is the clone or a directory in it, which
