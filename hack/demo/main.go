@@ -6,8 +6,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,6 +27,7 @@ import (
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/test/gitserver"
 	"github.com/angryninja/opencode-injector/test/kubelet"
+	"github.com/angryninja/opencode-injector/test/opencode"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -251,20 +254,67 @@ func podLifecycle(ctx context.Context, c client.Client, root, demoDir string, fl
 	if err := start("Pod start: opencode-seed runs as the kubelet would run it"); err != nil {
 		return err
 	}
-	session := filepath.Join(claim, "home", ".local", "share", "opencode", "storage", "session.db")
-	if err := os.MkdirAll(filepath.Dir(session), 0o700); err != nil {
+	app, err := pod.Container(stored.Spec.Template.Spec.Containers[0].Name)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(session, []byte("a session\n"), 0o600); err != nil {
+	bin, err := opencode.Binary(os.Stdout)
+	if err != nil {
+		return fmt.Errorf("the real OpenCode: %w", err)
+	}
+	srv, err := startOpenCode(pod, app, bin)
+	if err != nil {
 		return err
 	}
-	fmt.Println("  OpenCode writes a session:", session)
+	code, _, err := srv.Request(http.MethodGet, "/path", nil, false)
+	if err != nil || code != http.StatusUnauthorized {
+		_ = srv.Stop()
+		return fmt.Errorf("OpenCode without the password answered %d, %v; want 401", code, err)
+	}
+	fmt.Println("  GET /path without the password: 401")
+	code, body, err := srv.Request(http.MethodGet, "/path", nil, true)
+	if err != nil || code != http.StatusOK {
+		_ = srv.Stop()
+		return fmt.Errorf("OpenCode with the password answered %d, %v", code, err)
+	}
+	fmt.Printf("  GET /path with the password: %d %s\n", code, body)
+	code, body, err = srv.Request(http.MethodPost, "/session", map[string]string{"title": "demo session"}, true)
+	var session struct{ ID, Title string }
+	if err == nil && code == http.StatusOK {
+		err = json.Unmarshal(body, &session)
+	}
+	if err != nil || session.ID == "" {
+		_ = srv.Stop()
+		return fmt.Errorf("POST /session: %d, %v: %s", code, err, body)
+	}
+	fmt.Printf("  POST /session: created %s %q\n", session.ID, session.Title)
+	if err := srv.Stop(); err != nil {
+		return err
+	}
+	fmt.Println("  OpenCode stopped (SIGTERM, as when the pod is deleted)")
+
 	if err := start("Pod deleted and started again on the same claim"); err != nil {
 		return err
 	}
-	if _, err := os.Stat(session); err != nil {
-		return fmt.Errorf("the session did not survive: %w", err)
+	if srv, err = startOpenCode(pod, app, bin); err != nil {
+		return err
 	}
-	fmt.Println("  the session survived; the clone was not fetched again")
+	defer srv.Stop()
+	code, body, err = srv.Request(http.MethodGet, "/session/"+session.ID, nil, true)
+	if err != nil || code != http.StatusOK {
+		return fmt.Errorf("the session did not survive: GET /session/%s: %d, %v: %s", session.ID, code, err, body)
+	}
+	fmt.Printf("  GET /session/%s: %d, the session is there again; the clone was not fetched again\n", session.ID, code)
 	return nil
+}
+
+// startOpenCode runs the real OpenCode server as the pod's OpenCode
+// container, on 127.0.0.1 (`serve`: `web` would also open a browser).
+func startOpenCode(pod *kubelet.Pod, app corev1.Container, bin string) (*opencode.Server, error) {
+	srv, err := opencode.Start(pod, app, bin, opencode.Offline)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("  OpenCode %s serving the workspace on %s (workingDir %s)\n", opencode.Version, srv.URL, pod.HostPath(app, app.WorkingDir))
+	return srv, nil
 }
