@@ -39,14 +39,23 @@ func kustomizeDirs(t *testing.T) []string {
 type fluxKustomization struct {
 	Kind     string `json:"kind"`
 	Metadata struct {
-		Name string `json:"name"`
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
 	} `json:"metadata"`
 	Spec struct {
 		Path            string `json:"path"`
 		TargetNamespace string `json:"targetNamespace"`
 		SourceRef       struct {
-			Name string `json:"name"`
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
 		} `json:"sourceRef"`
+		DependsOn []struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"dependsOn"`
+		CommonMetadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"commonMetadata"`
 		PostBuild struct {
 			Substitute map[string]string `json:"substitute"`
 		} `json:"postBuild"`
@@ -231,5 +240,105 @@ func TestNoPlaintextSecrets(t *testing.T) {
 		for _, what := range leaks(string(mustRead(t, f))) {
 			t.Errorf("%s holds %s", f, what)
 		}
+	}
+}
+
+// clusterKustomizations are the Kustomizations the examples depend on that
+// the cluster itself provides, by namespace/name; the README's table of
+// cluster-specific names lists each.
+var clusterKustomizations = []string{"cert-manager/cert-manager", "external-secrets/external-secrets-stores"}
+
+// TestFluxWiring: the examples' Kustomizations are declared the way current
+// onedr0p/bjw-s home-ops clusters do: each in its app's namespace (its
+// targetNamespace), with commonMetadata, and every dependsOn entry names the
+// namespace of the Kustomization it waits for, which is either one of the
+// examples' or one the README says the cluster provides.
+func TestFluxWiring(t *testing.T) {
+	ks := fluxKustomizations(t)
+	declared := map[string]bool{}
+	for _, k := range ks {
+		declared[k.Metadata.Namespace+"/"+k.Metadata.Name] = true
+	}
+	readme := string(mustRead(t, filepath.Join(root, "README.md")))
+	for _, c := range clusterKustomizations {
+		ns, name, _ := strings.Cut(c, "/")
+		declared[c] = true
+		if !strings.Contains(readme, "`"+name+"` in `"+ns+"`") {
+			t.Errorf("the README does not name the cluster's Kustomization `%s` in `%s`", name, ns)
+		}
+	}
+	for _, k := range ks {
+		name := k.Metadata.Name
+		if k.Metadata.Namespace == "" || k.Metadata.Namespace == "flux-system" {
+			t.Errorf("Kustomization %s lives in %q, not in its app's namespace", name, k.Metadata.Namespace)
+		}
+		if k.Spec.TargetNamespace != "" && k.Spec.TargetNamespace != k.Metadata.Namespace {
+			t.Errorf("Kustomization %s lives in %s but applies to %s", name, k.Metadata.Namespace, k.Spec.TargetNamespace)
+		}
+		if len(k.Spec.CommonMetadata.Labels) == 0 {
+			t.Errorf("Kustomization %s has no commonMetadata", name)
+		}
+		if k.Spec.SourceRef.Namespace == "" {
+			t.Errorf("Kustomization %s: sourceRef without namespace", name)
+		}
+		for _, d := range k.Spec.DependsOn {
+			if d.Namespace == "" {
+				t.Errorf("Kustomization %s: dependsOn %s without namespace: it resolves in %s only", name, d.Name, k.Metadata.Namespace)
+			} else if !declared[d.Namespace+"/"+d.Name] {
+				t.Errorf("Kustomization %s: dependsOn %s/%s is neither an example's nor a cluster Kustomization the README names", name, d.Namespace, d.Name)
+			}
+		}
+	}
+}
+
+// TestInjectorKustomizationLeavesTheNamespace: the injector's Flux
+// Kustomization drops deploy/'s Namespace with a patch (the cluster's
+// namespace.yaml owns it), applied here the way kustomize-controller
+// applies spec.patches, and keeps everything else.
+func TestInjectorKustomizationLeavesTheNamespace(t *testing.T) {
+	var ks struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Spec struct {
+			Patches []map[string]any `json:"patches"`
+		} `json:"spec"`
+	}
+	docs, err := webhook.SplitYAML(mustRead(t, filepath.Join(root, "deploy", "flux", "kubernetes", "apps", "opencode-system", "opencode-injector", "ks.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range docs {
+		if err := yaml.Unmarshal(doc, &ks); err != nil {
+			t.Fatal(err)
+		}
+		if ks.Metadata.Name == "opencode-injector" {
+			break
+		}
+	}
+	dir := t.TempDir()
+	base, _ := filepath.Rel(dir, filepath.Join(root, "deploy"))
+	overlay, err := yaml.Marshal(map[string]any{"resources": []string{base}, "patches": ks.Spec.Patches})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := testenv.Render(filepath.Join(root, "deploy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := testenv.Render(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range patched {
+		if strings.Contains(string(doc), "kind: Namespace\n") {
+			t.Errorf("the Namespace is still applied by the injector's Kustomization:\n%s", doc)
+		}
+	}
+	if len(patched) != len(plain)-1 {
+		t.Errorf("the patch left %d of deploy/'s %d documents, want all but the Namespace", len(patched), len(plain))
 	}
 }
