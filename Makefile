@@ -41,12 +41,14 @@ demo-keep:
 	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) run ./hack/demo -keep
 
 # Benchmarks print their figures beside the baseline measured in the same
-# run: seed vs git clone, seed restart vs process start, Inject vs the JSON
-# round trip of every admission review.
+# run: seed vs git clone (and on the four repository shapes of issue 8, time
+# and peak RSS), seed restart vs process start, Inject vs the JSON round
+# trip of every admission review.
 bench:
 	$(GO) test -run '^$$' -bench Inject -benchmem -count=1 ./webhook
 	$(GO) test -run '^$$' -bench FirstClone -benchtime 3x -count=1 ./seed
 	$(GO) test -run '^$$' -bench Restart -benchtime 20x -count=1 ./seed
+	$(GO) test -run '^$$' -bench Shapes -benchtime 1x -count=1 -timeout 30m ./seed
 
 # The injector image for linux/amd64 and linux/arm64, without Docker: an
 # OCI layout in bin/image (hack/image). `make image PUSH=registry/repo:tag`

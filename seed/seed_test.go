@@ -173,6 +173,7 @@ func TestUsageErrors(t *testing.T) {
 		"relative path":    {"OPENCODE_SEED_WORKSPACE", "workspace/tools", "absolute path"},
 		"bad branch":       {"OPENCODE_SEED_BRANCH", "a..b", "not a valid git branch"},
 		"bad stall":        {"OPENCODE_SEED_STALL_TIMEOUT", "soon", "--stall-timeout"},
+		"bad memory limit": {"OPENCODE_SEED_MEMORY_LIMIT", "lots", "--memory-limit"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v := newVolume(t)

@@ -18,6 +18,7 @@ import (
 type Shape struct {
 	Name      string
 	LargeFile int64 // size in bytes of one incompressible file (0: none)
+	Versions  int   // versions of the large file, each a commit (a delta onto the last)
 	Files     int   // small text files in the first commit
 	Fanout    int   // subdirectories per directory
 	Depth     int   // directory levels above each file
@@ -66,7 +67,7 @@ func MakeShape(root, owner, name string, s Shape) (int, error) {
 	if err := cmd.Wait(); err != nil || werr != nil {
 		return 0, fmt.Errorf("git fast-import of shape %s: %v, %v: %s", s.Name, werr, err, stderr.String())
 	}
-	if s.LargeFile == 0 { // a large random blob is sent as imported: no deltas to find
+	if s.LargeFile == 0 || s.Versions > 1 { // one random blob: no deltas to find
 		if err := Git(bare, "repack", "-adq"); err != nil {
 			return 0, err
 		}
@@ -110,6 +111,30 @@ func text(f, v int) string {
 	return b.String()
 }
 
+// large writes version v of the large file: the same random bytes, a few
+// of them changed in the middle.
+func large(w *bufio.Writer, size int64, v int) error {
+	fmt.Fprintf(w, "M 100644 inline media/large.bin\ndata %d\n", size)
+	rng := rand.NewChaCha8([32]byte{8})
+	marker := fmt.Sprintf("version %08d", v)
+	half := size / 2
+	if _, err := io.CopyN(w, rng, half); err != nil {
+		return err
+	}
+	if v > 0 && size-half > int64(len(marker)) {
+		w.WriteString(marker)
+		half += int64(len(marker))
+		if _, err := io.CopyN(io.Discard, rng, int64(len(marker))); err != nil {
+			return err
+		}
+	}
+	if _, err := io.CopyN(w, rng, size-half); err != nil {
+		return err
+	}
+	w.WriteString("\n")
+	return nil
+}
+
 func writeStream(w *bufio.Writer, s Shape) error {
 	const who = "test <test@example.com> 1767225600 +0000"
 	commit := func(n int, msg string, files func() error) error {
@@ -132,17 +157,17 @@ func writeStream(w *bufio.Writer, s Shape) error {
 			inline(s.path(f), text(f, 0))
 		}
 		if s.LargeFile > 0 {
-			fmt.Fprintf(w, "M 100644 inline media/large.bin\ndata %d\n", s.LargeFile)
-			rng := rand.NewChaCha8([32]byte{8})
-			if _, err := io.CopyN(w, rng, s.LargeFile); err != nil {
-				return err
-			}
-			w.WriteString("\n")
+			return large(w, s.LargeFile, 0)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	for v := 1; v < s.Versions; v++ {
+		if err := commit(v, "large file, version "+strconv.Itoa(v), func() error { return large(w, s.LargeFile, v) }); err != nil {
+			return err
+		}
 	}
 	// Spread each commit's changes over the tree.
 	stride := max(1, s.Files/max(1, s.Touch))
