@@ -34,6 +34,23 @@ func kustomizeDirs(t *testing.T) []string {
 	return dirs
 }
 
+// renderDir renders a kustomize directory; a Component is rendered as an
+// overlay of deploy/ that uses it, the way a user enables it.
+func renderDir(t *testing.T, dir string) ([][]byte, error) {
+	t.Helper()
+	if !strings.Contains(string(mustRead(t, filepath.Join(dir, "kustomization.yaml"))), "kind: Component") {
+		return testenv.Render(dir)
+	}
+	overlay := t.TempDir()
+	base, _ := filepath.Rel(overlay, filepath.Join(root, "deploy"))
+	component, _ := filepath.Rel(overlay, dir)
+	k := "resources: [" + base + "]\ncomponents: [" + component + "]\n"
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return testenv.Render(overlay)
+}
+
 // fluxKustomization is the part of a Flux Kustomization (from a ks.yaml)
 // that decides how its app/ directory is applied.
 type fluxKustomization struct {
@@ -144,7 +161,7 @@ func TestManifestsValidateServerSide(t *testing.T) {
 	for _, dir := range kustomizeDirs(t) {
 		rel, _ := filepath.Rel(root, dir)
 		t.Run(rel, func(t *testing.T) {
-			docs, err := testenv.Render(dir)
+			docs, err := renderDir(t, dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -190,6 +190,7 @@ var crdSources = []struct{ module, dir string }{
 	{"github.com/fluxcd/source-controller@v1.9.6", "config/crd/bases"},
 	{"github.com/fluxcd/kustomize-controller@v1.9.6", "config/crd/bases"},
 	{"github.com/external-secrets/external-secrets@v1.3.2", "config/crds/bases"},
+	{"github.com/prometheus-operator/prometheus-operator@v0.85.0", "example/prometheus-operator-crd"},
 }
 
 // CRDFiles downloads the CRD modules into the Go module cache (cached
