@@ -135,6 +135,9 @@ func seedSecurityContext(ps *corev1.PodSpec, ci int, rec *record) *corev1.Securi
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		RunAsGroup:               gid,
 	}
+	if nonRoot != nil && *nonRoot {
+		sc.RunAsNonRoot = ptr.To(true) // as strict as the container it serves
+	}
 	owner := uid
 	switch {
 	case uid != nil:
