@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,15 +9,23 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -96,6 +105,50 @@ func TestMutationsAreCounted(t *testing.T) {
 // with the given common name.
 func writeServingCert(t *testing.T, dir, cn string) {
 	t.Helper()
+	// Key first, then certificate, each through a rename.
+	for name, data := range servingCert(t, cn) {
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// projectServingCert updates dir the way the kubelet updates a mounted
+// Secret: the files live in a timestamped directory, "..data" points at it,
+// tls.crt and tls.key point into "..data", and an update swaps "..data"
+// atomically with a rename.
+func projectServingCert(t *testing.T, dir, cn string) {
+	t.Helper()
+	version := "..v-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := os.Mkdir(filepath.Join(dir, version), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range servingCert(t, cn) {
+		if err := os.WriteFile(filepath.Join(dir, version, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); os.IsNotExist(err) {
+			if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(version, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servingCert is a self-signed certificate for 127.0.0.1 and its key, PEM.
+func servingCert(t *testing.T, cn string) map[string][]byte {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -116,16 +169,9 @@ func writeServingCert(t *testing.T, dir, cn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Key first, then certificate, each through a rename, as kubelet's
-	// atomic Secret volume update does.
-	for name, block := range map[string]*pem.Block{"tls.key": {Type: "EC PRIVATE KEY", Bytes: keyDER}, "tls.crt": {Type: "CERTIFICATE", Bytes: der}} {
-		tmp := filepath.Join(dir, "."+name)
-		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
+	return map[string][]byte{
+		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 	}
 }
 
@@ -138,11 +184,10 @@ func servedCN(addr string) string {
 	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
 }
 
-// TestServingCertificateReloads: when cert-manager renews the serving
-// certificate, the webhook serves the new one without a restart.
-func TestServingCertificateReloads(t *testing.T) {
-	dir := t.TempDir()
-	writeServingCert(t, dir, "first")
+// startServer runs a second webhook manager on a free port with the
+// serving certificate in dir, until the test ends.
+func startServer(t *testing.T, dir string) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -158,9 +203,16 @@ func TestServingCertificateReloads(t *testing.T) {
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
 
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+// TestServingCertificateReloads: when cert-manager renews the serving
+// certificate, the webhook serves the new one without a restart.
+func TestServingCertificateReloads(t *testing.T) {
+	dir := t.TempDir()
+	writeServingCert(t, dir, "first")
+	addr := startServer(t, dir)
 	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
 	writeServingCert(t, dir, "renewed")
 	waitFor(t, func() bool { return servedCN(addr) == "renewed" }, "the renewed certificate")
@@ -175,4 +227,79 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestCertificateRotationUnderLoad swaps the serving certificate the way the
+// kubelet updates a mounted Secret (an atomic symlink swap), twice, while
+// admission reviews keep arriving over new and kept-alive connections: none
+// fails, and new handshakes see the new certificate.
+func TestCertificateRotationUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	projectServingCert(t, dir, "first")
+	addr := startServer(t, dir)
+	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
+
+	body := admissionReview(t, fixture(t, "flux", "opencode"))
+	stop := make(chan struct{})
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	for worker := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Half the workers keep their connection, half dial each time.
+			tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: worker%2 == 1} //nolint:gosec // the test swaps self-signed certificates
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent.Add(1)
+				resp, err := c.Post("https://"+addr+webhook.Path, "application/json", bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					t.Logf("request failed: %v", err)
+					continue
+				}
+				var out admissionv1.AdmissionReview
+				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Response == nil || !out.Response.Allowed {
+					failed.Add(1)
+					t.Logf("review failed: %v %+v", err, out.Response)
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	for _, cn := range []string{"second", "third"} {
+		time.Sleep(500 * time.Millisecond)
+		projectServingCert(t, dir, cn)
+		waitFor(t, func() bool { return servedCN(addr) == cn }, "the "+cn+" certificate")
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if sent.Load() < 20 || failed.Load() != 0 {
+		t.Errorf("%d of %d admission reviews failed during rotation", failed.Load(), sent.Load())
+	}
+}
+
+// admissionReview is an AdmissionReview of a CREATE of d, as the API server sends it.
+func admissionReview(t *testing.T, d *appsv1.Deployment) []byte {
+	t.Helper()
+	raw, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{UID: "rotation", Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
+			Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, Operation: admissionv1.Create,
+			Namespace: d.Namespace, Name: d.Name, Object: runtime.RawExtension{Raw: raw}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
