@@ -30,8 +30,16 @@ const (
 	DefaultContainerName = "app"
 )
 
+// AnnotationStorage asks the injector to create the claim, of this size, when
+// it does not exist; AnnotationStorageClass names the class of the claim it
+// creates (else the cluster's default class).
+const (
+	AnnotationStorage      = Prefix + "storage"
+	AnnotationStorageClass = Prefix + "storage-class"
+)
+
 // UserAnnotations are the keys under Prefix that users may set.
-var UserAnnotations = []string{AnnotationRepo, AnnotationBranch, AnnotationSecret, AnnotationClaim, AnnotationContainer, AnnotationSeedMemory}
+var UserAnnotations = []string{AnnotationRepo, AnnotationBranch, AnnotationSecret, AnnotationClaim, AnnotationContainer, AnnotationSeedMemory, AnnotationStorage, AnnotationStorageClass}
 
 // Names the webhook owns in the pod template.
 const (

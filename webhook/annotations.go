@@ -22,6 +22,9 @@ type Workspace struct {
 	Container string // empty until the container is chosen
 	// SeedMemory is the seed init container's memory limit, unclamped.
 	SeedMemory resource.Quantity
+	// Storage is the claim the injector's controller creates when it does
+	// not exist; nil when the claim is declared elsewhere.
+	Storage *contract.Storage
 }
 
 // ClonePath is where the repository lives on the claim.
@@ -49,6 +52,9 @@ func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 				Fix: "give the seed init container's memory limit like 1Gi; it needs about the repository's largest file plus 48Mi"}
 		}
 		w.SeedMemory = q
+	}
+	if w.Storage, err = contract.ParseStorage(a); err != nil {
+		return w, err
 	}
 	for _, n := range []struct {
 		key       string

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -28,6 +29,9 @@ const (
 type Handler struct {
 	Settings Settings
 	Decoder  admission.Decoder
+	// Claims reads workspace claims for the storage annotation's warnings
+	// (nil: no claim warnings). Reads only: see claimWarnings.
+	Claims client.Reader
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -59,6 +63,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		mutations.WithLabelValues(OutcomeDenied).Inc()
 		log.Info("denied", "reason", err.Error())
 		return admission.Denied(err.Error()).WithWarnings(warnings...)
+	}
+	if Enabled(out) {
+		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, &d, old)...)
 	}
 	outcome := OutcomeInjected
 	switch {

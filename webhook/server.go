@@ -18,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -25,11 +26,17 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/angryninja/opencode-injector/provision"
 )
 
 // Path is where the API server sends admission reviews; deploy/ names it in
 // the MutatingWebhookConfiguration.
 const Path = "/inject"
+
+// LeaderElectionID is the Lease the replicas elect the claim provisioner's
+// leader by, in the injector's namespace.
+const LeaderElectionID = "opencode-injector.angryninja.cloud"
 
 var mutations = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "opencode_injector_mutations_total",
@@ -52,6 +59,10 @@ type ServerOptions struct {
 	HealthProbeBindAddress  string // "0" disables
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	// LeaderElectionIdentity names this replica in the Lease and in the
+	// Events of the claims it creates (default: the host name, which is
+	// the Pod's name, and a random suffix).
+	LeaderElectionIdentity string
 	// Self is the injector's own container. When Settings.SeedImage is
 	// empty, the seed image is that container's image pinned by the digest
 	// the kubelet reports; until it is known the webhook is not ready and
@@ -84,17 +95,33 @@ func NewManager(cfg *rest.Config, s Settings, o ServerOptions) (manager.Manager,
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	identity, lock, leaderEvents, err := leaderLock(cfg, o)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
-		HealthProbeBindAddress:  o.HealthProbeBindAddress,
-		LeaderElection:          o.LeaderElect,
-		LeaderElectionID:        "opencode-injector.angryninja.cloud",
-		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		WebhookServer:           ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
+		Scheme:                              scheme,
+		Metrics:                             metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:              o.HealthProbeBindAddress,
+		LeaderElection:                      o.LeaderElect,
+		LeaderElectionID:                    LeaderElectionID,
+		LeaderElectionNamespace:             o.LeaderElectionNamespace,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionReleaseOnCancel:       true, // the process exits right after
+		// The claim provisioner's cache: labeled Deployments and the
+		// claims the injector created, nothing else.
+		Cache:         cache.Options{ByObject: provision.CacheOptions()},
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if leaderEvents != nil {
+		leaderEvents.set(mgr.GetEventRecorder("opencode-injector-leader-election"))
+	}
+	// Creates missing workspace claims; on the leader only.
+	if err := provision.Add(mgr, identity); err != nil {
+		return nil, fmt.Errorf("add the claim provisioner: %w", err)
 	}
 	srv := mgr.GetWebhookServer()
 	decoder := admission.NewDecoder(scheme)
@@ -104,12 +131,12 @@ func NewManager(cfg *rest.Config, s Settings, o ServerOptions) (manager.Manager,
 		if err := mgr.Add(&selfImageResolver{reader: mgr.GetAPIReader(), self: o.Self, poll: o.SelfPoll, found: func(image string) {
 			s := s
 			s.SeedImage = image
-			gate.set(&Handler{Settings: s, Decoder: decoder})
+			gate.set(&Handler{Settings: s, Decoder: decoder, Claims: mgr.GetAPIReader()})
 		}, failed: gate.setError}); err != nil {
 			return nil, err
 		}
 	} else {
-		gate.set(&Handler{Settings: s, Decoder: decoder})
+		gate.set(&Handler{Settings: s, Decoder: decoder, Claims: mgr.GetAPIReader()})
 	}
 	srv.Register(Path, &admission.Webhook{Handler: gate})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
