@@ -34,12 +34,16 @@ const BinaryEnv = "OPENCODE_BIN"
 
 // Offline is env the tests add to the injected container's: it stops
 // OpenCode from reaching the internet (the model catalogue, self-update,
-// language-server downloads), since tests talk only to 127.0.0.1. None of it
-// changes where OpenCode keeps its data.
+// language-server downloads, and the npm install of @opencode-ai/plugin
+// into its config directory, sent to a closed port on 127.0.0.1), since
+// tests talk only to 127.0.0.1. None of it changes where OpenCode keeps its
+// data.
 var Offline = map[string]string{
 	"OPENCODE_DISABLE_MODELS_FETCH": "true",
 	"OPENCODE_DISABLE_AUTOUPDATE":   "true",
 	"OPENCODE_DISABLE_LSP_DOWNLOAD": "true",
+	"NPM_CONFIG_REGISTRY":           "http://127.0.0.1:9/",
+	"BUN_CONFIG_REGISTRY":           "http://127.0.0.1:9/",
 }
 
 // CacheDir is where the npm package is installed:
