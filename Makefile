@@ -43,9 +43,12 @@ demo-keep:
 # Benchmarks print their figures beside the baseline measured in the same
 # run: seed vs git clone (and on the four repository shapes of issue 8, time
 # and peak RSS), seed restart vs process start, Inject vs the JSON round
-# trip of every admission review.
+# trip of every admission review, a full review (Handle) vs decode-and-allow,
+# the server over TLS vs a decode-and-allow server, and Deployment creates on
+# a real API server with no webhook, a minimal one and ours (test/bench).
 bench:
-	$(GO) test -run '^$$' -bench Inject -benchmem -count=1 ./webhook
+	$(GO) test -run '^$$' -bench 'Inject|Handle' -benchmem -count=1 ./webhook
+	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./test/bench
 	$(GO) test -run '^$$' -bench FirstClone -benchtime 3x -count=1 ./seed
 	$(GO) test -run '^$$' -bench Restart -benchtime 20x -count=1 ./seed
 	$(GO) test -run '^$$' -bench Shapes -benchtime 1x -count=1 -timeout 30m ./seed

@@ -1,0 +1,115 @@
+// Package bench measures the admission path as users feel it, each figure
+// beside its baseline measured in the same run: the webhook server over TLS
+// under load, and Deployment creates on a real API server. `make bench`
+// runs it; the figures are in BENCHMARKS.md.
+package bench
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/angryninja/opencode-injector/test/testenv"
+	"github.com/angryninja/opencode-injector/webhook"
+)
+
+// startAPIServer starts kube-apiserver and etcd for one benchmark.
+func startAPIServer(b *testing.B) (*envtest.Environment, *rest.Config, string) {
+	b.Helper()
+	root, err := testenv.Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	assets, err := testenv.Assets(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = env.Stop() })
+	return env, cfg, root
+}
+
+// servingCert writes a self-signed certificate for 127.0.0.1 into a new
+// directory and returns the directory and the certificate's PEM.
+func servingCert(b *testing.B) (string, []byte) {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	for name, data := range map[string][]byte{"tls.crt": certPEM, "tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir, certPEM
+}
+
+func freePort(b *testing.B) int {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+}
+
+func sortedCopy(d []time.Duration) []time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s
+}
+
+func fixture(b *testing.B, root string) []byte {
+	b.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "test", "fixtures", "app-template", "flux.rendered.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
+}
+
+var benchSettings = webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-bench")
