@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -159,5 +160,26 @@ func TestFixturesMeetRestricted(t *testing.T) {
 				t.Error("the workspace mounts a service-account token")
 			}
 		})
+	}
+}
+
+// TestFixturesAreRenderedFromTheirValues: each rendered fixture is what the
+// real app-template chart renders from the values beside it (the examples'
+// values). It needs ../shared (the chart and its render script), which only
+// the development machines have; elsewhere it is skipped.
+func TestFixturesAreRenderedFromTheirValues(t *testing.T) {
+	script := filepath.Join(root, "..", "shared", "render-app-template.sh")
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("no %s: %v", script, err)
+	}
+	for _, name := range []string{"flux", "ha"} {
+		dir := filepath.Join(root, "test", "fixtures", "app-template")
+		out, err := exec.Command(script, "opencode-"+name, "opencode", filepath.Join(dir, name+".values.yaml")).Output()
+		if err != nil {
+			t.Fatalf("render %s: %v", name, err)
+		}
+		if string(out) != string(mustRead(t, filepath.Join(dir, name+".rendered.yaml"))) {
+			t.Errorf("%s.rendered.yaml is not what the chart renders from %s.values.yaml: re-render it with %s", name, name, script)
+		}
 	}
 }
