@@ -7,7 +7,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,12 +67,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, &d, old)...)
 	}
 	outcome := OutcomeInjected
-	switch {
-	case equality.Semantic.DeepEqual(&d, out):
-		mutations.WithLabelValues(OutcomeUnchanged).Inc()
-		log.V(1).Info("admitted", "outcome", OutcomeUnchanged, "warnings", len(warnings))
-		return admission.Allowed("").WithWarnings(warnings...)
-	case !Enabled(out):
+	if !Enabled(out) {
 		outcome = OutcomeUninjected
 	}
 	ops, err := createPatch(req.Object.Raw, &d, out)

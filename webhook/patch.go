@@ -8,29 +8,105 @@ import (
 	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 )
 
+// injectedFields are all the fields Inject may change, with their JSON
+// pointers; the rest of the object is never looked at, let alone patched.
+// The handler tests and FuzzInject check that the patch applied to the
+// request gives Inject's output, for every golden case and random edits: a
+// field Inject starts to change without being listed here fails them.
+var injectedFields = []struct {
+	path string
+	get  func(*appsv1.Deployment) any
+	raw  func(*rawDeployment) json.RawMessage
+}{
+	{"/metadata/annotations", func(d *appsv1.Deployment) any { return d.Annotations }, func(r *rawDeployment) json.RawMessage { return r.Metadata.Annotations }},
+	{"/spec/strategy", func(d *appsv1.Deployment) any { return d.Spec.Strategy }, func(r *rawDeployment) json.RawMessage { return r.Spec.Strategy }},
+	{"/spec/template/spec/initContainers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.InitContainers }},
+	{"/spec/template/spec/containers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Containers }},
+	{"/spec/template/spec/volumes", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Volumes }},
+	{"/spec/template/spec/securityContext", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.SecurityContext }},
+}
+
+// rawDeployment holds the request's own bytes for each of injectedFields;
+// decoding into it skips everything else without building it.
+type rawDeployment struct {
+	Metadata struct {
+		Annotations json.RawMessage `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		Strategy json.RawMessage `json:"strategy"`
+		Template struct {
+			Spec struct {
+				InitContainers  json.RawMessage `json:"initContainers"`
+				Containers      json.RawMessage `json:"containers"`
+				Volumes         json.RawMessage `json:"volumes"`
+				SecurityContext json.RawMessage `json:"securityContext"`
+			} `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}
+
 // createPatch builds the JSON patch that turns the raw request object into
-// out, touching only what the injection changed. in is the typed decoding of
-// raw. Comparing in with out (both typed) tells what the injection changed;
-// raw tells what exists in the request, including fields this webhook's
-// API types do not know (a newer cluster's), which stay as they are.
-// List items are matched (named ones by name), so an added or removed item
-// never shifts the others' fields.
-func createPatch(raw []byte, in, out any) ([]jsonpatch.Operation, error) {
-	var r, i, o any
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, fmt.Errorf("decode request object: %w", err)
-	}
-	if err := roundTrip(in, &i); err != nil {
-		return nil, err
-	}
-	if err := roundTrip(out, &o); err != nil {
-		return nil, err
-	}
+// out, touching only what the injection changed; nil when nothing changed.
+// in is the typed decoding of raw. Comparing in with out (both typed) tells
+// what the injection changed; raw tells what exists in the request,
+// including fields this webhook's API types do not know (a newer
+// cluster's), which stay as they are. List items are matched (named ones by
+// name), so an added or removed item never shifts the others' fields.
+func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation, error) {
 	var ops []jsonpatch.Operation
-	diff(&ops, "", r, i, o)
+	var fields *rawDeployment
+	for _, f := range injectedFields {
+		if equality.Semantic.DeepEqual(f.get(in), f.get(out)) {
+			continue
+		}
+		if fields == nil {
+			fields = &rawDeployment{}
+			if err := json.Unmarshal(raw, fields); err != nil {
+				return nil, fmt.Errorf("decode request object: %w", err)
+			}
+		}
+		var r, i, o any
+		if err := roundTrip(f.get(in), &i); err != nil {
+			return nil, err
+		}
+		if err := roundTrip(f.get(out), &o); err != nil {
+			return nil, err
+		}
+		rawField := f.raw(fields)
+		present := len(rawField) > 0 && string(rawField) != "null"
+		if present {
+			if err := json.Unmarshal(rawField, &r); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", f.path, err)
+			}
+		}
+		switch {
+		case !present && omitted(f.get(out)):
+		case !present:
+			ops = append(ops, jsonpatch.NewOperation("add", f.path, o))
+		case omitted(f.get(out)):
+			ops = append(ops, jsonpatch.NewOperation("remove", f.path, nil))
+		default:
+			diff(&ops, f.path, r, i, o)
+		}
+	}
 	return ops, nil
+}
+
+// omitted tells whether the API types leave a field out of their JSON
+// (omitempty): a nil pointer, an empty list or map.
+func omitted(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer:
+		return rv.IsNil()
+	case reflect.Slice, reflect.Map:
+		return rv.Len() == 0
+	}
+	return false
 }
 
 func roundTrip(v any, into *any) error {
