@@ -167,7 +167,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if problems := Mismatch(&existing, *want); len(problems) > 0 {
 			msg := strings.Join(problems, "; ")
 			log.Info("the existing claim differs from what the Deployment asks", "problems", msg)
-			r.Recorder.Eventf(&d, &existing, corev1.EventTypeWarning, ReasonMismatch, "Provision", "%s", msg)
+			r.Recorder.Eventf(&d, &existing, corev1.EventTypeWarning, ReasonMismatch, "Provision", "%s (replica %s)", msg, r.Identity)
 		}
 		return reconcile.Result{}, nil
 	case !apierrors.IsNotFound(err):

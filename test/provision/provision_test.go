@@ -256,6 +256,22 @@ func TestOnlyTheLeaderCreates(t *testing.T) {
 	eventually(t, "injector-a to hold the Lease", func() bool { return leaseHolder(t) == "injector-a" })
 	b := startInjector(t, "injector-b", freePort(t))
 	ns := namespace(t)
+	// A claim that exists and is smaller than asked: every replica whose
+	// controller ran would report it, deterministically.
+	small := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "small"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	if err := admin.Create(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, workspace(t, ns, "small", storage("2Gi", ""))); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ns, "small", provision.ReasonMismatch)
 	names := []string{"one", "two", "three"}
 	for _, n := range names {
 		if err := admin.Create(ctx, workspace(t, ns, n, storage("1Gi", ""))); err != nil {
@@ -274,6 +290,11 @@ func TestOnlyTheLeaderCreates(t *testing.T) {
 	}
 	if h := leaseHolder(t); h != "injector-a" {
 		t.Errorf("the Lease is held by %q, want injector-a", h)
+	}
+	for _, e := range events(t, ns, "small", provision.ReasonMismatch) {
+		if !strings.HasSuffix(e.Note, "(replica injector-a)") {
+			t.Errorf("a replica other than the leader reported the claim: %q", e.Note)
+		}
 	}
 
 	// The standby serves the webhook too: every replica does.
