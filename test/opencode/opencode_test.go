@@ -265,6 +265,10 @@ func TestRealOpenCodeInTheInjectedPod(t *testing.T) {
 		if again != session {
 			t.Errorf("after the restart the session is %+v, was %+v", again, session)
 		}
+		// Sessions live in the database under XDG_DATA_HOME, on the claim.
+		if _, err := os.Stat(filepath.Join(envMap["XDG_DATA_HOME"], "opencode", "opencode.db")); err != nil {
+			t.Errorf("OpenCode's database is not on the claim: %v", err)
+		}
 		var list []struct{ ID string }
 		get(t, srv, "/session", &list)
 		if len(list) != 1 || list[0].ID != session.ID {
