@@ -312,7 +312,7 @@ func (h *harness) renewUnderLoad(fixture *appsv1.Deployment, certDir string, old
 	if n := failures.Load(); n != 0 {
 		t.Errorf("%d of %d requests failed during the renewal; first: %s", n, requests.Load(), failed[0])
 	}
-	t.Logf("%d creates and updates through the API server, %d of them during and after the renewal, none failed", requests.Load(), requests.Load()-before)
+	t.Logf("%d creates and updates through the API server, %d of them during and after the renewal, %d failed", requests.Load(), requests.Load()-before, failures.Load())
 
 	var cfg admissionregistrationv1.MutatingWebhookConfiguration
 	if err := h.c.Get(ctx, client.ObjectKey{Name: webhookName}, &cfg); err != nil {
