@@ -25,7 +25,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.Port, "port", 9443, "port of the webhook's HTTPS server")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
-	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease (not needed to serve the webhook: every replica serves)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect, through a Lease in POD_NAMESPACE, the one replica that runs the claim provisioner (every replica serves the webhook)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if code, ok := parseFlags(fs, args); !ok {
