@@ -18,8 +18,11 @@ const Prefix = "opencode.angryninja.cloud/"
 
 // The opt-in label and the annotations users set on the Deployment.
 const (
-	LabelInject          = Prefix + "inject"
-	LabelInjectEnabled   = "true"
+	LabelInject        = Prefix + "inject"
+	LabelInjectEnabled = "true"
+	// LabelWorkspaces marks a namespace that holds workspaces: the scale
+	// guard (fail-closed) runs there and nowhere else.
+	LabelWorkspaces      = Prefix + "workspaces"
 	AnnotationRepo       = Prefix + "repo"
 	AnnotationBranch     = Prefix + "branch"
 	AnnotationSecret     = Prefix + "secret"

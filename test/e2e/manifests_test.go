@@ -180,7 +180,7 @@ func TestManifestsValidateServerSide(t *testing.T) {
 				if k.Spec.TargetNamespace != "" {
 					u.SetNamespace(k.Spec.TargetNamespace)
 				}
-				if u.GetKind() == "MutatingWebhookConfiguration" {
+				if u.GetKind() == "MutatingWebhookConfiguration" || u.GetKind() == "ValidatingWebhookConfiguration" {
 					// The test environment registered this one with a URL; apply beside it.
 					u.SetName(u.GetName() + "-dry-run")
 				}

@@ -86,20 +86,35 @@ func Render(dir string) ([][]byte, error) {
 // WebhookConfiguration is deploy/'s MutatingWebhookConfiguration, as
 // kustomize renders it.
 func WebhookConfiguration(root string) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	return cfg, renderedKind(root, "MutatingWebhookConfiguration", cfg)
+}
+
+// ValidatingWebhookConfiguration is deploy/'s ValidatingWebhookConfiguration
+// (the scale guard), as kustomize renders it.
+func ValidatingWebhookConfiguration(root string) (*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	return cfg, renderedKind(root, "ValidatingWebhookConfiguration", cfg)
+}
+
+// renderedKind decodes the one document of kind that deploy/ renders.
+func renderedKind(root, kind string, into any) error {
 	docs, err := Render(filepath.Join(root, "deploy"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, doc := range docs {
-		var cfg admissionregistrationv1.MutatingWebhookConfiguration
-		if err := yaml.Unmarshal(doc, &cfg); err != nil {
-			return nil, err
+		var meta struct {
+			Kind string `json:"kind"`
 		}
-		if cfg.Kind == "MutatingWebhookConfiguration" {
-			return &cfg, nil
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return err
+		}
+		if meta.Kind == kind {
+			return yaml.Unmarshal(doc, into)
 		}
 	}
-	return nil, errors.New("deploy/ renders no MutatingWebhookConfiguration")
+	return fmt.Errorf("deploy/ renders no %s", kind)
 }
 
 // Env is a running control plane with the webhook registered and served.
@@ -123,11 +138,16 @@ func Start(root string, s webhook.Settings, crdFiles ...string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	scaleGuard, err := ValidatingWebhookConfiguration(root)
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crdFiles, ErrorIfPathMissing: true},
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{cfg},
+			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{cfg},
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{scaleGuard},
 		},
 	}
 	restCfg, err := env.Start()
