@@ -24,6 +24,7 @@ lint:
 # end-to-end tests. hack/image cross-compiles the image for two platforms,
 # which takes minutes with a cold build cache: hence the longer timeout.
 test: lint
+	@hack/test-deps.sh
 	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -timeout 30m ./...
 
 # Explores the update properties with Go's fuzzer, FUZZTIME per target

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Makes sure the programs the test suite runs beside Go are there: git (the
+# seed tests' git http-backend), strace (the real-OpenCode test's check that
+# nothing is written outside the claim) and npm (it installs opencode-ai).
+# Missing ones are installed from Debian's packages when running as root;
+# otherwise this says what to install and the tests that need them say why
+# they cannot run (in CI, CI=true, they fail).
+set -euo pipefail
+
+declare -A package=([git]=git [strace]=strace [npm]=npm)
+missing=()
+for cmd in git strace npm; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test-deps: installing ${missing[*]} from Debian's packages" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "test-deps: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2
+fi
