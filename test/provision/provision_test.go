@@ -13,9 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/provision"
+	"github.com/angryninja/opencode-injector/test/testenv"
 )
 
 func storage(size, class string) map[string]string {
@@ -344,4 +346,33 @@ func TestInjectorRightsAreLeast(t *testing.T) {
 	if err := inj.Update(ctx, workspace(t, ns, "x", nil)); !apierrors.IsForbidden(err) {
 		t.Errorf("the injector may update Deployments: %v", err)
 	}
+}
+
+// TestDeployElects: deploy/ runs two replicas that elect the provisioner's
+// replica, in the namespace the downward API gives.
+func TestDeployElects(t *testing.T) {
+	docs, err := testenv.Render(root + "/deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range docs {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal(doc, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Kind != "Deployment" {
+			continue
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 || !slices.Contains(c.Args, "--leader-elect") {
+			t.Errorf("deploy/ runs %d replicas with args %q: want two that elect", ptr.Deref(d.Spec.Replicas, 1), c.Args)
+		}
+		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+			return e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace"
+		}) {
+			t.Error("no POD_NAMESPACE from the downward API: the Lease has no namespace")
+		}
+		return
+	}
+	t.Fatal("deploy/ renders no Deployment")
 }
