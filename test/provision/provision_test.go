@@ -302,6 +302,7 @@ func TestOnlyTheLeaderCreates(t *testing.T) {
 	// The standby serves the webhook too: every replica does.
 	a.stop()
 	pointWebhookAt(t, b.port)
+	t.Cleanup(func() { pointWebhookAt(t, env.WebhookInstallOptions.LocalServingPort) })
 	eventually(t, "injector-b to take the Lease", func() bool { return leaseHolder(t) == "injector-b" })
 	if err := admin.Create(ctx, workspace(t, ns, "four", storage("1Gi", ""))); err != nil {
 		t.Fatal(err)
@@ -310,7 +311,6 @@ func TestOnlyTheLeaderCreates(t *testing.T) {
 	if e := waitEvent(t, ns, "four", provision.ReasonProvisioned); !strings.HasSuffix(e.Note, "on replica injector-b") {
 		t.Errorf("after the handover, claim four was created by: %q", e.Note)
 	}
-	pointWebhookAt(t, env.WebhookInstallOptions.LocalServingPort)
 }
 
 // TestInjectorRightsAreLeast: the ServiceAccount may not change or delete
