@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -52,14 +53,19 @@ type packEntry struct {
 // indexed by packWriter.
 type budgetStorage struct {
 	*filesystem.Storage
-	budget budget
-	found  func(*tooLarge)
+	budget  budget
+	found   func(*tooLarge)
+	indexed time.Time // when the last pack was indexed
 }
 
 // PackfileWriter replaces go-git's pack writer (and its parser) for the
 // clone's pack.
 func (s *budgetStorage) PackfileWriter() (io.WriteCloser, error) {
-	return newPackWriter(s.Storage, s.budget, s.found)
+	w, err := newPackWriter(s.Storage, s.budget, s.found)
+	if err == nil {
+		w.indexed = &s.indexed
+	}
+	return w, err
 }
 
 // packWriter writes the pack as it arrives to a temporary file beside the
@@ -68,14 +74,15 @@ func (s *budgetStorage) PackfileWriter() (io.WriteCloser, error) {
 // transfer at once), and on Close resolves deltas, verifies the pack's
 // checksum and writes the index.
 type packWriter struct {
-	st    *filesystem.Storage
-	fs    billy.Filesystem
-	f     billy.File
-	pw    *io.PipeWriter
-	done  chan struct{}
-	scan  *packScan
-	found func(*tooLarge)
-	n     int64
+	st      *filesystem.Storage
+	fs      billy.Filesystem
+	f       billy.File
+	pw      *io.PipeWriter
+	done    chan struct{}
+	scan    *packScan
+	found   func(*tooLarge)
+	n       int64
+	indexed *time.Time // set when the pack is in place
 }
 
 func newPackWriter(st *filesystem.Storage, b budget, found func(*tooLarge)) (*packWriter, error) {
@@ -181,6 +188,9 @@ func (w *packWriter) finish() error {
 		return err
 	}
 	w.st.Reindex() // go-git finds the new pack on its next lookup
+	if w.indexed != nil {
+		*w.indexed = time.Now()
+	}
 	return nil
 }
 
