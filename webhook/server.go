@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -52,10 +53,14 @@ func init() {
 
 // ServerOptions are the flags of `serve` that are not injection settings.
 type ServerOptions struct {
-	Host                    string // empty: all interfaces
-	Port                    int
-	CertDir                 string // holds tls.crt and tls.key, reloaded when they change
-	MetricsBindAddress      string // "0" disables
+	Host               string // empty: all interfaces
+	Port               int
+	CertDir            string // holds tls.crt and tls.key, reloaded when they change
+	MetricsBindAddress string // "0" disables
+	// MetricsSecure serves /metrics over HTTPS (the certificate in CertDir)
+	// to clients whose token the API server authenticates and authorizes
+	// for GET /metrics, as kubebuilder projects do.
+	MetricsSecure           bool
 	HealthProbeBindAddress  string // "0" disables
 	LeaderElect             bool
 	LeaderElectionNamespace string
@@ -99,9 +104,15 @@ func NewManager(cfg *rest.Config, s Settings, o ServerOptions) (manager.Manager,
 	if err != nil {
 		return nil, err
 	}
+	metricsOptions := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	if o.MetricsSecure {
+		metricsOptions.SecureServing = true
+		metricsOptions.CertDir = o.CertDir
+		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                              scheme,
-		Metrics:                             metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                             metricsOptions,
 		HealthProbeBindAddress:              o.HealthProbeBindAddress,
 		LeaderElection:                      o.LeaderElect,
 		LeaderElectionID:                    LeaderElectionID,

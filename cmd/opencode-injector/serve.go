@@ -23,7 +23,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Self.Container, "self-container", "injector", "the container of this Pod (POD_NAMESPACE, POD_NAME) whose image, pinned by digest, is the seed image when --seed-image is empty")
 	fs.StringVar(&o.CertDir, "cert-dir", "/var/run/opencode-injector/tls", "directory holding tls.crt and tls.key (cert-manager's Secret); reloaded when the files change")
 	fs.IntVar(&o.Port, "port", 9443, "port of the webhook's HTTPS server")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "serve /metrics over HTTPS (the --cert-dir certificate), only to clients whose Kubernetes token may GET /metrics; false serves plain HTTP to anyone")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect, through a Lease in POD_NAMESPACE, the one replica that runs the claim provisioner (every replica serves the webhook)")
 	zapOpts := zap.Options{}
