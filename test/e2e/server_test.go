@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -302,4 +303,86 @@ func admissionReview(t *testing.T, d *appsv1.Deployment) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestShutdownFinishesReviewsInFlight stops the webhook server while
+// admission reviews are half sent: each is still answered, allowed and
+// injected, and only then does the server stop (the pod's preStop sleep has
+// already taken its endpoint out of the Service).
+func TestShutdownFinishesReviewsInFlight(t *testing.T) {
+	dir := t.TempDir()
+	writeServingCert(t, dir, "shutdown")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	mgr, err := webhook.NewManager(env.Config, settings, webhook.ServerOptions{
+		Host: "127.0.0.1", Port: port, CertDir: dir, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- mgr.Start(mctx) }()
+	defer cancel()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	waitFor(t, func() bool { return servedCN(addr) == "shutdown" }, "the webhook server")
+
+	body := admissionReview(t, fixture(t, "flux", "opencode"))
+	const inFlight = 8
+	type result struct {
+		status int
+		review admissionv1.AdmissionReview
+		err    error
+	}
+	results := make(chan result, inFlight)
+	var writers []*io.PipeWriter
+	for range inFlight {
+		r, w := io.Pipe()
+		writers = append(writers, w)
+		go func() {
+			tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a self-signed test certificate
+			resp, err := (&http.Client{Transport: tr}).Post("https://"+addr+webhook.Path, "application/json", r)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			var out result
+			out.status, out.err = resp.StatusCode, json.NewDecoder(resp.Body).Decode(&out.review)
+			results <- out
+		}()
+		if _, err := w.Write(body[:len(body)/2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the server is reading every request
+	cancel()                           // SIGTERM, after preStop
+	time.Sleep(300 * time.Millisecond)
+	for _, w := range writers {
+		if _, err := w.Write(body[len(body)/2:]); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	for range inFlight {
+		r := <-results
+		if r.err != nil || r.status != http.StatusOK || r.review.Response == nil || !r.review.Response.Allowed || len(r.review.Response.Patch) == 0 {
+			t.Errorf("a review in flight at shutdown failed: status %d, %v, %+v", r.status, r.err, r.review.Response)
+		}
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("the manager stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the manager did not stop")
+	}
+	if servedCN(addr) != "" {
+		t.Error("the server still accepts connections after shutdown")
+	}
 }
