@@ -8,6 +8,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -293,6 +294,17 @@ func TestOnlyTheLeaderCreates(t *testing.T) {
 	if h := leaseHolder(t); h != "injector-a" {
 		t.Errorf("the Lease is held by %q, want injector-a", h)
 	}
+	// The election reports itself on the Lease (events.k8s.io, as the
+	// injector's ServiceAccount may write them).
+	eventually(t, "an Event on the Lease naming injector-a", func() bool {
+		var list eventsv1.EventList
+		if err := admin.List(ctx, &list, client.InNamespace(injectorNamespace)); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool {
+			return e.Regarding.Kind == "Lease" && strings.Contains(e.Note, "injector-a")
+		})
+	})
 	for _, e := range events(t, ns, "small", provision.ReasonMismatch) {
 		if !strings.HasSuffix(e.Note, "(replica injector-a)") {
 			t.Errorf("a replica other than the leader reported the claim: %q", e.Note)
