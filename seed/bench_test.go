@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,16 +26,16 @@ var makeBenchRepo = sync.OnceValue(func() error {
 })
 
 // measured runs cmd and returns its wall time and peak RSS (the largest of
-// the process and the children it waited for, as the kernel reports it).
+// the process and the children it waited for, as the kernel reports it to
+// GNU time: see withPeak).
 func measured(b *testing.B, cmd *exec.Cmd) (time.Duration, float64) {
 	b.Helper()
+	peak := withPeak(b, cmd)
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("%v: %v\n%s", cmd.Args, err, out)
 	}
-	wall := time.Since(start)
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return wall, float64(ru.Maxrss) / 1024 // KiB on Linux
+	return time.Since(start), peak()
 }
 
 // benchVolume is a fresh claim whose seed clones the benchmark repository.

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -37,9 +36,35 @@ var testShapes = []struct {
 // API passes it.
 var seedMemory = strconv.Itoa(256 << 20)
 
-// peakRSS is the peak RSS in MiB of a command that has run.
-func peakRSS(cmd *exec.Cmd) float64 {
-	return float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+// timeBinary is GNU time, which measures a command's peak RSS as the
+// kernel reports it (rusage). A child's rusage read here would be wrong:
+// Go starts children with vfork, so their peak starts at this test
+// process's own RSS; time forks from a process of a few hundred KiB.
+const timeBinary = "/usr/bin/time"
+
+// withPeak makes cmd run under GNU time and returns what reads its peak
+// RSS in MiB once it has run. Without GNU time the test is skipped.
+func withPeak(t testing.TB, cmd *exec.Cmd) func() float64 {
+	t.Helper()
+	if _, err := os.Stat(timeBinary); err != nil {
+		t.Skip("GNU time (Debian package time) is not installed: peak RSS cannot be measured")
+	}
+	out := filepath.Join(t.TempDir(), "maxrss")
+	cmd.Args = append([]string{timeBinary, "-f", "%M", "-o", out, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = timeBinary
+	return func() float64 {
+		b, err := os.ReadFile(out)
+		kib, perr := strconv.ParseFloat(strings.TrimSpace(lastLine(string(b))), 64)
+		if err != nil || perr != nil {
+			t.Fatalf("peak RSS: %v %v: %q", err, perr, b)
+		}
+		return kib / 1024
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // bareRSS is the peak RSS of the binary doing nothing (`version`): what
@@ -47,10 +72,11 @@ func peakRSS(cmd *exec.Cmd) float64 {
 func bareRSS(t *testing.T) float64 {
 	t.Helper()
 	cmd := exec.Command(binary, "version")
+	peak := withPeak(t, cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	return peakRSS(cmd)
+	return peak()
 }
 
 // TestShapes clones each shape with the seed as a child process under the
@@ -68,8 +94,9 @@ func TestShapes(t *testing.T) {
 			v.env["OPENCODE_SEED_REPO"] = server.RepoURL("shapes", tc.shape.Name)
 			v.env[contract.EnvSeedMemoryLimit] = seedMemory
 			cmd := seedCmd(v.env)
+			peakRSS := withPeak(t, cmd)
 			run(t, cmd).want(t, 0, "memory limit 256 MiB", "cloned")
-			peak := peakRSS(cmd)
+			peak := peakRSS()
 			t.Logf("%d objects, peak RSS %.1f MiB, %.1f MiB above the bare process", objects, peak, peak-bare)
 			if peak > tc.peakMiB {
 				t.Errorf("peak RSS %.1f MiB, want at most %.0f MiB", peak, tc.peakMiB)
@@ -111,6 +138,7 @@ func TestMemoryTooSmallForTheLargestDelta(t *testing.T) {
 	write(t, filepath.Join(v.claim, "home", "notes.md"), "kept\n")
 	before := snapshot(t, v.claim)
 	cmd := seedCmd(v.env)
+	peakRSS := withPeak(t, cmd)
 	run(t, cmd).want(t, 8, "not enough memory", "a 24 MiB file stored as a delta onto a 24 MiB version",
 		"annotation "+contract.AnnotationSeedMemory, "at least 128Mi", "`"+contract.AnnotationSeedMemory+": 256Mi`")
 	if !reflect.DeepEqual(before, snapshot(t, v.claim)) {
@@ -118,7 +146,7 @@ func TestMemoryTooSmallForTheLargestDelta(t *testing.T) {
 	}
 	// It stopped at the delta's header: nothing was resolved (that takes
 	// 48 MiB above the bare process).
-	if peak, bare := peakRSS(cmd), bareRSS(t); peak-bare > 24 {
+	if peak, bare := peakRSS(), bareRSS(t); peak-bare > 24 {
 		t.Errorf("peak RSS %.1f MiB, %.1f MiB above the bare process: the seed held the objects it should have refused", peak, peak-bare)
 	}
 
