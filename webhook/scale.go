@@ -29,6 +29,9 @@ type ScaleGuard struct {
 	// Deployments reads the manager's cache, which holds labeled
 	// Deployments only: any other is simply not found.
 	Deployments client.Reader
+	// Live confirms a cache miss with the API server: a Deployment labeled a
+	// moment ago may not have reached the cache yet.
+	Live client.Reader
 }
 
 var _ admission.Handler = (*ScaleGuard)(nil)
@@ -46,7 +49,11 @@ func (g *ScaleGuard) Handle(ctx context.Context, req admission.Request) admissio
 		return admission.Allowed("")
 	}
 	var d appsv1.Deployment
-	err := g.Deployments.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &d)
+	key := client.ObjectKey{Namespace: req.Namespace, Name: req.Name}
+	err := g.Deployments.Get(ctx, key, &d)
+	if apierrors.IsNotFound(err) && g.Live != nil {
+		err = g.Live.Get(ctx, key, &d)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		return admission.Allowed("not a workspace")

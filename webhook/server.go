@@ -150,7 +150,7 @@ func NewManager(cfg *rest.Config, s Settings, o ServerOptions) (manager.Manager,
 		gate.set(&Handler{Settings: s, Decoder: decoder, Claims: mgr.GetAPIReader()})
 	}
 	srv.Register(Path, &admission.Webhook{Handler: gate})
-	srv.Register(ScalePath, &admission.Webhook{Handler: &ScaleGuard{Deployments: mgr.GetClient()}})
+	srv.Register(ScalePath, &admission.Webhook{Handler: &ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

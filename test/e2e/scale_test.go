@@ -52,7 +52,8 @@ func TestScalingAWorkspaceAboveOneIsRefused(t *testing.T) {
 	}
 }
 
-// An outage of the injector holds scaling in workspace namespaces only.
+// An outage of the injector holds scaling above one replica in workspace
+// namespaces only: scaling to 0 or 1 (stopping a workspace) never waits.
 func TestScaleGuardOutageStaysInWorkspaceNamespaces(t *testing.T) {
 	cfg, err := testenv.ValidatingWebhookConfiguration(root)
 	if err != nil {
@@ -90,9 +91,12 @@ func TestScaleGuardOutageStaysInWorkspaceNamespaces(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool {
-		err := scaleTo(inWorkspaces, 0)
+		err := scaleTo(inWorkspaces, 2)
 		return err != nil && strings.Contains(err.Error(), "failed calling webhook")
-	}, "scaling in a workspace namespace to wait for the injector")
+	}, "scaling above one in a workspace namespace to wait for the injector")
+	if err := scaleTo(inWorkspaces, 0); err != nil {
+		t.Errorf("stopping a workspace (scale to 0) waited for the injector: %v", err)
+	}
 	if err := scaleTo(elsewhere, 2); err != nil {
 		t.Errorf("scaling outside workspace namespaces was blocked by the outage: %v", err)
 	}
