@@ -20,6 +20,10 @@ const (
 	OutcomeUnchanged  = "unchanged"
 	OutcomeUninjected = "un-injected"
 	OutcomeDenied     = "denied"
+	// OutcomeError is a review the webhook could not answer (an undecodable
+	// object, or a replica that does not know its seed image yet); the API
+	// server refuses the Deployment, since the webhook fails closed.
+	OutcomeError = "error"
 )
 
 // Handler is the admission shell around Inject: decoding, patching,
@@ -44,6 +48,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	var d appsv1.Deployment
 	if err := h.Decoder.DecodeRaw(req.Object, &d); err != nil {
+		mutations.WithLabelValues(OutcomeError).Inc()
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	var old *metav1.ObjectMeta
@@ -72,6 +77,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	ops, err := createPatch(req.Object.Raw, &d, out)
 	if err != nil {
+		mutations.WithLabelValues(OutcomeError).Inc()
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	resp := admission.Allowed("")

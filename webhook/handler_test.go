@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -256,4 +257,39 @@ func TestHandleKeepsUnknownFieldsInListItems(t *testing.T) {
 	want := decode(t, raw)
 	delete(want.Labels, contract.LabelInject)
 	assertEqual(t, "un-injection through the handler", want, decode(t, restored))
+}
+
+// A replica that does not know its seed image yet refuses to inject (and
+// counts the error), but a way out always passes: removing the label, and
+// updating a Deployment being deleted.
+func TestSeedImageGateLetsWaysOutPass(t *testing.T) {
+	h := newHandler(t)
+	wayOut := *h
+	wayOut.Settings.SeedImage = ""
+	gate := &seedImageGate{wayOut: &wayOut}
+	gate.setError(fmt.Errorf("the seed image is not known yet"))
+	injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+	stored := mustJSON(t, injected)
+
+	errors := outcomeCount(OutcomeError)
+	if resp := gate.Handle(context.Background(), request(admissionv1.Update, stored, stored)); resp.Allowed {
+		t.Error("a replica without a seed image answered an injection")
+	}
+	if outcomeCount(OutcomeError) != errors+1 {
+		t.Error("the refused review was not counted as an error")
+	}
+
+	unlabeled := injected.DeepCopy()
+	delete(unlabeled.Labels, contract.LabelInject)
+	raw := mustJSON(t, unlabeled)
+	resp := gate.Handle(context.Background(), request(admissionv1.Update, raw, stored))
+	if !resp.Allowed || IsInjected(decode(t, applyResponse(t, raw, resp))) {
+		t.Errorf("removing the label did not pass and un-inject: %+v", resp.Result)
+	}
+	deleting := injected.DeepCopy()
+	now := metav1.Now()
+	deleting.DeletionTimestamp = &now
+	if resp := gate.Handle(context.Background(), request(admissionv1.Update, mustJSON(t, deleting), stored)); !resp.Allowed {
+		t.Errorf("an update of a Deployment being deleted did not pass: %+v", resp.Result)
+	}
 }

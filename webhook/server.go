@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -28,6 +30,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/provision"
 )
 
@@ -46,7 +49,7 @@ var mutations = prometheus.NewCounterVec(prometheus.CounterOpts{
 
 func init() {
 	metrics.Registry.MustRegister(mutations)
-	for _, o := range []string{OutcomeInjected, OutcomeUnchanged, OutcomeUninjected, OutcomeDenied} {
+	for _, o := range []string{OutcomeInjected, OutcomeUnchanged, OutcomeUninjected, OutcomeDenied, OutcomeError} {
 		mutations.WithLabelValues(o)
 	}
 }
@@ -136,7 +139,7 @@ func NewManager(cfg *rest.Config, s Settings, o ServerOptions) (manager.Manager,
 	}
 	srv := mgr.GetWebhookServer()
 	decoder := admission.NewDecoder(scheme)
-	gate := &seedImageGate{}
+	gate := &seedImageGate{wayOut: &Handler{Settings: s, Decoder: decoder}}
 	if followSelf {
 		gate.setError(errors.New("the seed image is not known yet"))
 		if err := mgr.Add(&selfImageResolver{reader: mgr.GetAPIReader(), self: o.Self, poll: o.SelfPoll, found: func(image string) {
@@ -164,11 +167,14 @@ func NewManager(cfg *rest.Config, s Settings, o ServerOptions) (manager.Manager,
 }
 
 // seedImageGate answers admission reviews with the Handler once the seed
-// image is known, and with an error before.
+// image is known, and with an error before, except for a way out: removing
+// the label and updating a Deployment being deleted need no seed image and
+// always pass.
 type seedImageGate struct {
-	h   atomic.Pointer[Handler]
-	mu  sync.Mutex
-	err error
+	h      atomic.Pointer[Handler]
+	wayOut *Handler // Settings without a seed image, for the ways out only
+	mu     sync.Mutex
+	err    error
 }
 
 func (g *seedImageGate) set(h *Handler) { g.h.Store(h) }
@@ -200,6 +206,14 @@ func (g *seedImageGate) Handle(ctx context.Context, req admission.Request) admis
 	if h := g.h.Load(); h != nil {
 		return h.Handle(ctx, req)
 	}
+	var obj struct {
+		Metadata metav1.ObjectMeta `json:"metadata"`
+	}
+	if g.wayOut != nil && json.Unmarshal(req.Object.Raw, &obj) == nil &&
+		(obj.Metadata.DeletionTimestamp != nil || obj.Metadata.Labels[contract.LabelInject] != contract.LabelInjectEnabled) {
+		return g.wayOut.Handle(ctx, req)
+	}
+	mutations.WithLabelValues(OutcomeError).Inc()
 	return admission.Errored(http.StatusServiceUnavailable, g.ready(nil))
 }
 
