@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -115,6 +116,10 @@ func TestServeHelpNamesEveryFlag(t *testing.T) {
 		if !strings.Contains(out.String(), "-"+flag) {
 			t.Errorf("serve -h lacks --%s", flag)
 		}
+	}
+	// Metrics are secure unless asked otherwise.
+	if !regexp.MustCompile(`-metrics-secure\n[^\n]*\(default true\)`).MatchString(out.String()) {
+		t.Errorf("serve's --metrics-secure is not on by default:\n%s", out.String())
 	}
 	if code := run([]string{"serve", "--default-requests", "nonsense"}, nil, &out, &out); code != 2 {
 		t.Errorf("a bad flag exits %d, want 2", code)

@@ -50,10 +50,16 @@ func TestMetricsNeedAnAuthorizedToken(t *testing.T) {
 	go func() { done <- mgr.Start(mctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	// The metrics reader role as deploy/ declares it.
+	// The metrics reader role as deploy/ declares it, and deploy/ keeps the
+	// endpoint secure.
 	docs, err := testenv.Render(root + "/deploy")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, doc := range docs {
+		if strings.Contains(string(doc), "kind: Deployment") && strings.Contains(string(doc), "metrics-secure=false") {
+			t.Error("deploy/ serves /metrics without authentication")
+		}
 	}
 	var reader rbacv1.ClusterRole
 	for _, doc := range docs {
