@@ -56,14 +56,14 @@ func BenchmarkDeploymentCreate(b *testing.B) {
 	defer cancel()
 
 	// The minimal mutating webhook, on the same library.
-	minimalPort := freePort(b)
+	minimalPort := testenv.FreePort(b)
 	minimal := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: "127.0.0.1", Port: minimalPort, CertDir: certDir})
 	minimal.Register("/mutate", &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		return admission.Patched("", jsonpatch.NewOperation("add", "/metadata/annotations/bench.example~1mutated", "true"))
 	})})
 	go func() { _ = minimal.Start(ctx) }()
 	// opencode-injector, in process.
-	oursPort := freePort(b)
+	oursPort := testenv.FreePort(b)
 	mgr, err := webhook.NewManager(cfg, benchSettings, webhook.ServerOptions{Host: "127.0.0.1", Port: oursPort, CertDir: certDir, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
 	if err != nil {
 		b.Fatal(err)

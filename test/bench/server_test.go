@@ -18,12 +18,11 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
@@ -65,7 +64,7 @@ func BenchmarkServerTLS(b *testing.B) {
 		{"opencode-injector serve", "opencode-injector"},
 		{"decode-and-allow", "allowserver"},
 	} {
-		port := freePort(b)
+		port := testenv.FreePort(b)
 		args := []string{"--port", strconv.Itoa(port), "--cert-dir", certDir}
 		if srv.binary == "opencode-injector" {
 			args = append([]string{"serve", "--seed-image", benchSettings.SeedImage, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, args...)
@@ -180,20 +179,7 @@ func admissionReview(b *testing.B, manifest []byte) []byte {
 		b.Fatal(err)
 	}
 	d.Namespace = "opencode"
-	raw, err := json.Marshal(d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out, err := json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{UID: "bench", Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
-			Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, Operation: admissionv1.Create,
-			Namespace: d.Namespace, Name: d.Name, Object: runtime.RawExtension{Raw: raw}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return out
+	return testenv.AdmissionReview(b, d)
 }
 
 // writeKubeconfig writes cfg (envtest's admin) for a child process.

@@ -120,7 +120,7 @@ func TestCertManagerIssuesTheWebhookTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, ctx: ctx, c: c, addr: freeAddr(t)}
+	h := &harness{t: t, ctx: ctx, c: c, addr: testenv.FreeAddr(t)}
 
 	// deploy/, as kustomize renders it, with only the overlay's changes.
 	docs := h.render(root)
@@ -340,16 +340,6 @@ func certManagerCRDs() ([]string, error) {
 		return nil, fmt.Errorf("no cert-manager CRDs among %d", len(all))
 	}
 	return out, nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func (h *harness) render(root string) [][]byte {

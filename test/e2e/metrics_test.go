@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,30 +23,8 @@ import (
 func TestMetricsNeedAnAuthorizedToken(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "metrics")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := l.Addr().String()
-	l.Close()
-	webhookPort := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}()
-	mgr, err := webhook.NewManager(env.Config, settings, webhook.ServerOptions{
-		Host: "127.0.0.1", Port: webhookPort, CertDir: dir, MetricsBindAddress: metricsAddr, MetricsSecure: true, HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	metricsAddr := testenv.FreeAddr(t)
+	startManager(t, dir, webhook.ServerOptions{MetricsBindAddress: metricsAddr, MetricsSecure: true})
 
 	// The metrics reader role as deploy/ declares it, and deploy/ keeps the
 	// endpoint secure.

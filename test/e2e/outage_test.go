@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"strings"
 	"testing"
 
@@ -35,12 +34,7 @@ func TestOutageFailsClosed(t *testing.T) {
 			t.Errorf("webhook %s: timeoutSeconds %v, want at most 10", w.Name, w.TimeoutSeconds)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "https://" + l.Addr().String() + "/inject"
-	l.Close()
+	dead := "https://" + testenv.FreeAddr(t) + "/inject"
 	down := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "opencode-injector-down"}, Webhooks: cfg.Webhooks}
 	for i := range down.Webhooks {
 		down.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To(dead), CABundle: env.Env.WebhookInstallOptions.LocalServingCAData}

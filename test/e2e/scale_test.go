@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"strings"
 	"testing"
 
@@ -59,12 +58,7 @@ func TestScaleGuardOutageStaysInWorkspaceNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "https://" + l.Addr().String() + "/scale"
-	l.Close()
+	dead := "https://" + testenv.FreeAddr(t) + "/scale"
 	down := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "opencode-injector-scale-down"}, Webhooks: cfg.Webhooks}
 	for i := range down.Webhooks {
 		down.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To(dead), CABundle: env.Env.WebhookInstallOptions.LocalServingCAData}

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -209,16 +208,6 @@ func TestSeedImageFollowsAnOverlaidImage(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // review sends one AdmissionReview for d straight to the webhook server.
 func review(t *testing.T, addr string, d *appsv1.Deployment) *admissionv1.AdmissionResponse {
 	t.Helper()
@@ -276,7 +265,7 @@ func TestNotReadyUntilTheSeedImageIsKnown(t *testing.T) {
 
 	certDir := t.TempDir()
 	writeServingCert(t, certDir, "selfimage")
-	port, health := freePort(t), freePort(t)
+	port, health := testenv.FreePort(t), testenv.FreePort(t)
 	s := settings
 	s.SeedImage = ""
 	mgr, err := webhook.NewManager(rest.CopyConfig(env.Config), s, webhook.ServerOptions{
@@ -320,7 +309,7 @@ func TestNotReadyUntilTheSeedImageIsKnown(t *testing.T) {
 func TestNotReadyWithoutAnyWayToKnowTheSeedImage(t *testing.T) {
 	certDir := t.TempDir()
 	writeServingCert(t, certDir, "noself")
-	port, health := freePort(t), freePort(t)
+	port, health := testenv.FreePort(t), testenv.FreePort(t)
 	s := settings
 	s.SeedImage = ""
 	mgr, err := webhook.NewManager(rest.CopyConfig(env.Config), s, webhook.ServerOptions{

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -24,12 +25,10 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
@@ -185,27 +184,42 @@ func servedCN(addr string) string {
 	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
 }
 
-// startServer runs a second webhook manager on a free port with the
-// serving certificate in dir, until the test ends.
-func startServer(t *testing.T, dir string) string {
+// startManager runs another injector manager against the test's API
+// server, its webhook on a free port with the serving certificate in dir
+// (o sets anything else). It returns the webhook's address and a stop that
+// cancels the manager and returns what Start returned; the test's cleanup
+// stops it too.
+func startManager(t *testing.T, dir string, o webhook.ServerOptions) (string, func() error) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	o.Host, o.Port, o.CertDir = "127.0.0.1", testenv.FreePort(t), dir
+	if o.MetricsBindAddress == "" {
+		o.MetricsBindAddress = "0"
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	mgr, err := webhook.NewManager(env.Config, settings, webhook.ServerOptions{
-		Host: "127.0.0.1", Port: port, CertDir: dir, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
-	})
+	if o.HealthProbeBindAddress == "" {
+		o.HealthProbeBindAddress = "0"
+	}
+	mgr, err := webhook.NewManager(env.Config, settings, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(30 * time.Second):
+				stopErr = errors.New("the manager did not stop within 30s")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return net.JoinHostPort(o.Host, strconv.Itoa(o.Port)), stop
 }
 
 // TestServingCertificateReloads: when cert-manager renews the serving
@@ -213,7 +227,7 @@ func startServer(t *testing.T, dir string) string {
 func TestServingCertificateReloads(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "first")
-	addr := startServer(t, dir)
+	addr, _ := startManager(t, dir, webhook.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
 	writeServingCert(t, dir, "renewed")
 	waitFor(t, func() bool { return servedCN(addr) == "renewed" }, "the renewed certificate")
@@ -237,10 +251,10 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	projectServingCert(t, dir, "first")
-	addr := startServer(t, dir)
+	addr, _ := startManager(t, dir, webhook.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
 
-	body := admissionReview(t, fixture(t, "flux", "opencode"))
+	body := testenv.AdmissionReview(t, fixture(t, "flux", "opencode"))
 	stop := make(chan struct{})
 	var sent, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -286,25 +300,6 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	}
 }
 
-// admissionReview is an AdmissionReview of a CREATE of d, as the API server sends it.
-func admissionReview(t *testing.T, d *appsv1.Deployment) []byte {
-	t.Helper()
-	raw, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{UID: "rotation", Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
-			Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, Operation: admissionv1.Create,
-			Namespace: d.Namespace, Name: d.Name, Object: runtime.RawExtension{Raw: raw}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestShutdownFinishesReviewsInFlight stops the webhook server while
 // admission reviews are half sent: each is still answered, allowed and
 // injected, and only then does the server stop (the pod's preStop sleep has
@@ -312,26 +307,10 @@ func admissionReview(t *testing.T, d *appsv1.Deployment) []byte {
 func TestShutdownFinishesReviewsInFlight(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "shutdown")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	mgr, err := webhook.NewManager(env.Config, settings, webhook.ServerOptions{
-		Host: "127.0.0.1", Port: port, CertDir: dir, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- mgr.Start(mctx) }()
-	defer cancel()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr, stop := startManager(t, dir, webhook.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "shutdown" }, "the webhook server")
 
-	body := admissionReview(t, fixture(t, "flux", "opencode"))
+	body := testenv.AdmissionReview(t, fixture(t, "flux", "opencode"))
 	const inFlight = 8
 	type result struct {
 		status int
@@ -360,7 +339,8 @@ func TestShutdownFinishesReviewsInFlight(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // the server is reading every request
-	cancel()                           // SIGTERM, after preStop
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }() // SIGTERM, after preStop
 	time.Sleep(300 * time.Millisecond)
 	for _, w := range writers {
 		if _, err := w.Write(body[len(body)/2:]); err != nil {
@@ -374,13 +354,8 @@ func TestShutdownFinishesReviewsInFlight(t *testing.T) {
 			t.Errorf("a review in flight at shutdown failed: status %d, %v, %+v", r.status, r.err, r.review.Response)
 		}
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Errorf("the manager stopped with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the manager did not stop")
+	if err := <-stopped; err != nil {
+		t.Errorf("the manager stopped with %v", err)
 	}
 	if servedCN(addr) != "" {
 		t.Error("the server still accepts connections after shutdown")

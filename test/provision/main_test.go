@@ -309,16 +309,6 @@ func warningClient(t *testing.T) (client.Client, *warnings) {
 	return cl, w
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // pointWebhookAt makes the API server call the webhook on port.
 func pointWebhookAt(t *testing.T, port int) {
 	t.Helper()

@@ -257,7 +257,7 @@ func TestDryRunCreatesNothing(t *testing.T) {
 func TestOnlyTheLeaderCreates(t *testing.T) {
 	a := startInjector(t, "injector-a", 0)
 	eventually(t, "injector-a to hold the Lease", func() bool { return leaseHolder(t) == "injector-a" })
-	b := startInjector(t, "injector-b", freePort(t))
+	b := startInjector(t, "injector-b", testenv.FreePort(t))
 	ns := namespace(t)
 	// A claim that exists and is smaller than asked: every replica whose
 	// controller ran would report it, deterministically.
