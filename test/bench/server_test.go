@@ -18,9 +18,12 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
@@ -60,10 +63,18 @@ func BenchmarkServerTLS(b *testing.B) {
 		p50, p99  time.Duration
 	}
 	results := map[string]map[int]result{}
+	const cached = "opencode-injector serve, 200 workspaces cached"
 	for _, srv := range []struct{ name, binary string }{
 		{"opencode-injector serve", "opencode-injector"},
 		{"decode-and-allow", "allowserver"},
+		// The scale guard's and the claim provisioner's informers cache
+		// labeled Deployments (and the injector's claims): the same server
+		// once the cluster holds 200 workspaces shows what they add.
+		{cached, "opencode-injector"},
 	} {
+		if srv.name == cached {
+			createWorkspaces(b, cfg, root, 200)
+		}
 		port := testenv.FreePort(b)
 		args := []string{"--port", strconv.Itoa(port), "--cert-dir", certDir}
 		if srv.binary == "opencode-injector" {
@@ -195,4 +206,28 @@ func writeKubeconfig(b *testing.B, cfg *rest.Config) string {
 		b.Fatal(err)
 	}
 	return path
+}
+
+// createWorkspaces stores n labeled Deployments of the flux fixture.
+func createWorkspaces(b *testing.B, cfg *rest.Config, root string, n int) {
+	b.Helper()
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := webhook.FirstDeployment(fixture(b, root))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cached-"}}
+	if err := c.Create(context.Background(), ns); err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		obj := d.DeepCopy()
+		obj.Namespace, obj.Name = ns.Name, d.Name+"-"+strconv.Itoa(i)
+		if err := c.Create(context.Background(), obj); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
