@@ -24,6 +24,8 @@ import (
 
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/go-logr/logr"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // startAPIServer starts kube-apiserver and etcd for one benchmark.
@@ -103,3 +105,6 @@ func fixture(b *testing.B, root string) []byte {
 }
 
 var benchSettings = webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-bench")
+
+// The in-process managers and clients log nothing during a measurement.
+func init() { logf.SetLogger(logr.Discard()) }
