@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -53,14 +54,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	var old *metav1.ObjectMeta
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
-		// Only the stored object's metadata matters: its record and
-		// annotations are what the user was already told about.
-		var stored struct {
-			Metadata metav1.ObjectMeta `json:"metadata"`
-		}
-		if err := json.Unmarshal(req.OldObject.Raw, &stored); err == nil {
-			old = &stored.Metadata
-		}
+		// Only the stored object's name, labels and annotations matter:
+		// its record is what the user was already told about.
+		old = storedMeta(req.OldObject.Raw)
 	}
 	out, warnings, err := InjectUpdate(&d, old, h.Settings)
 	if err != nil {
@@ -90,4 +86,37 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	mutations.WithLabelValues(outcome).Inc()
 	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(ops), "warnings", len(warnings))
 	return resp.WithWarnings(warnings...)
+}
+
+// storedMeta reads the name, labels and annotations of a stored object,
+// stopping at its metadata (which the API server writes first) rather than
+// decoding the whole object a second time; nil when it cannot.
+func storedMeta(raw []byte) *metav1.ObjectMeta {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if key != "metadata" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return nil
+			}
+			continue
+		}
+		var meta struct {
+			Name        string            `json:"name"`
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+		}
+		if dec.Decode(&meta) != nil {
+			return nil
+		}
+		return &metav1.ObjectMeta{Name: meta.Name, Labels: meta.Labels, Annotations: meta.Annotations}
+	}
+	return nil
 }
