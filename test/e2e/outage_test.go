@@ -34,16 +34,11 @@ func TestOutageFailsClosed(t *testing.T) {
 			t.Errorf("webhook %s: timeoutSeconds %v, want at most 10", w.Name, w.TimeoutSeconds)
 		}
 	}
-	dead := "https://" + testenv.FreeAddr(t) + "/inject"
 	down := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "opencode-injector-down"}, Webhooks: cfg.Webhooks}
 	for i := range down.Webhooks {
-		down.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To(dead), CABundle: env.Env.WebhookInstallOptions.LocalServingCAData}
-		down.Webhooks[i].TimeoutSeconds = ptr.To[int32](2)
+		down.Webhooks[i].ClientConfig, down.Webhooks[i].TimeoutSeconds = unreachable(t, "/inject")
 	}
-	if err := env.Client.Create(ctx, down); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Client.Delete(ctx, down) })
+	createUntilCleanup(t, down)
 
 	ns := namespace(t, nil)
 	labeled := fixture(t, "flux", ns)
@@ -70,4 +65,21 @@ func TestOutageFailsClosed(t *testing.T) {
 	if err := env.Client.Create(ctx, own); err != nil {
 		t.Errorf("the injector's own namespace was blocked by the outage: %v", err)
 	}
+}
+
+// unreachable is a webhook client config for an address where nothing
+// listens (the injector down), with a short timeout.
+func unreachable(t *testing.T, path string) (admissionregistrationv1.WebhookClientConfig, *int32) {
+	t.Helper()
+	url := "https://" + testenv.FreeAddr(t) + path
+	return admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: env.Env.WebhookInstallOptions.LocalServingCAData}, ptr.To[int32](2)
+}
+
+// createUntilCleanup creates obj and deletes it when the test ends.
+func createUntilCleanup(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, obj) })
 }

@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -58,16 +57,11 @@ func TestScaleGuardOutageStaysInWorkspaceNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := "https://" + testenv.FreeAddr(t) + "/scale"
 	down := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "opencode-injector-scale-down"}, Webhooks: cfg.Webhooks}
 	for i := range down.Webhooks {
-		down.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To(dead), CABundle: env.Env.WebhookInstallOptions.LocalServingCAData}
-		down.Webhooks[i].TimeoutSeconds = ptr.To[int32](2)
+		down.Webhooks[i].ClientConfig, down.Webhooks[i].TimeoutSeconds = unreachable(t, "/scale")
 	}
-	if err := env.Client.Create(ctx, down); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Client.Delete(ctx, down) })
+	createUntilCleanup(t, down)
 
 	workspaces := namespace(t, map[string]string{contract.LabelWorkspaces: "true"})
 	other := namespace(t, nil)
