@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/webhook"
@@ -17,21 +19,7 @@ import (
 // and started again: sessions, login and code survive, nothing is cloned
 // twice, and git inside the workspace works with the token from env only.
 func TestPodLifecycle(t *testing.T) {
-	manifest, err := os.ReadFile("../test/fixtures/app-template/flux.rendered.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := webhook.FirstDeployment(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Annotations[contract.AnnotationRepo] = server.RepoURL("angryninja", "k8s-cluster")
-	s := webhook.DefaultSettings("example.com/seed:test")
-	s.AllowedGitHosts = []string{server.Host}
-	injected, _, err := webhook.Inject(d, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	injected := injectedFlux(t)
 	dir := t.TempDir()
 	claim, secretDir := filepath.Join(dir, "claim"), filepath.Join(dir, "secret")
 	const login = `{"github-copilot":{"type":"oauth","refresh":"gho_from_secret"}}`
@@ -120,4 +108,26 @@ func envMap(env []string) map[string]string {
 		m[k] = v
 	}
 	return m
+}
+
+// injectedFlux is the flux fixture injected with its repo on the test's git
+// server, the only allowed host.
+func injectedFlux(t *testing.T) *appsv1.Deployment {
+	t.Helper()
+	manifest, err := os.ReadFile("../test/fixtures/app-template/flux.rendered.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := webhook.FirstDeployment(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Annotations[contract.AnnotationRepo] = server.RepoURL("angryninja", "k8s-cluster")
+	s := webhook.DefaultSettings("example.com/seed:test")
+	s.AllowedGitHosts = []string{server.Host}
+	injected, _, err := webhook.Inject(d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return injected
 }

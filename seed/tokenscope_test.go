@@ -12,7 +12,6 @@ import (
 
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/test/kubelet"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // TestTokenOnlyGoesToAllowedHosts runs git with the injected OpenCode
@@ -21,21 +20,7 @@ import (
 // asks for credentials (by IP with another port, or by name) is never
 // offered the token.
 func TestTokenOnlyGoesToAllowedHosts(t *testing.T) {
-	manifest, err := os.ReadFile("../test/fixtures/app-template/flux.rendered.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := webhook.FirstDeployment(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Annotations[contract.AnnotationRepo] = server.RepoURL("angryninja", "k8s-cluster")
-	s := webhook.DefaultSettings("example.com/seed:test")
-	s.AllowedGitHosts = []string{server.Host}
-	injected, _, err := webhook.Inject(d, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	injected := injectedFlux(t)
 	pod := &kubelet.Pod{
 		Spec:    injected.Spec.Template.Spec,
 		Secret:  map[string]string{"OPENCODE_SERVER_PASSWORD": "hunter2", "GITHUB_TOKEN": token},
