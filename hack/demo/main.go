@@ -102,6 +102,7 @@ func run(keep bool) error {
 	if err != nil {
 		return err
 	}
+	chart := d.DeepCopy() // Create fills d with what the API server stored
 	step("Creating Deployment opencode/" + d.Name + " (app-template 4.1.1 output, label " + contract.LabelInject + "=true, repo " + d.Annotations[contract.AnnotationRepo] + ")")
 	if err := c.Create(ctx, d); err != nil {
 		return err
@@ -123,7 +124,7 @@ func run(keep bool) error {
 	}
 	fmt.Println("\n  the whole stored Deployment:", out)
 
-	if err := podLifecycle(ctx, c, root, demoDir, d, git); err != nil {
+	if err := podLifecycle(ctx, c, root, demoDir, chart, git); err != nil {
 		return err
 	}
 	if keep {
