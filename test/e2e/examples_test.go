@@ -148,7 +148,7 @@ func TestFixturesMeetRestricted(t *testing.T) {
 			}
 			got := get(t, d)
 			assertInjected(t, got)
-			if warnings := w.all(); len(warnings) > 0 {
+			if warnings := w.All(); len(warnings) > 0 {
 				t.Errorf("warnings: %q", warnings)
 			}
 			if !slices.ContainsFunc(got.Spec.Template.Spec.InitContainers, func(c corev1.Container) bool {

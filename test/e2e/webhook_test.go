@@ -223,8 +223,8 @@ func TestRemovingLabelUninjects(t *testing.T) {
 	if res := got.Spec.Template.Spec.Containers[0].Resources; len(res.Limits) != 0 || len(res.Requests) != 1 {
 		t.Errorf("resources not restored: %+v", res)
 	}
-	if !slices.ContainsFunc(w.all(), func(s string) bool { return strings.Contains(s, "injection was removed") }) {
-		t.Errorf("no un-injection warning: %q", w.all())
+	if !slices.ContainsFunc(w.All(), func(s string) bool { return strings.Contains(s, "injection was removed") }) {
+		t.Errorf("no un-injection warning: %q", w.All())
 	}
 }
 
@@ -239,8 +239,8 @@ func TestOverridesComeBackAsWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"replaced by Recreate", "env HOME of container app replaced", "did you mean " + contract.AnnotationBranch} {
-		if !slices.ContainsFunc(w.all(), func(s string) bool { return strings.Contains(s, want) }) {
-			t.Errorf("no warning with %q in %q", want, w.all())
+		if !slices.ContainsFunc(w.All(), func(s string) bool { return strings.Contains(s, want) }) {
+			t.Errorf("no warning with %q in %q", want, w.All())
 		}
 	}
 }
@@ -258,10 +258,10 @@ func TestPodSecurityWarnsAboutRootSeed(t *testing.T) {
 	if err := c.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(w.all(), func(s string) bool {
+	if !slices.ContainsFunc(w.All(), func(s string) bool {
 		return strings.Contains(s, "restricted") && strings.Contains(s, contract.SeedContainerName)
 	}) {
-		t.Errorf("no Pod Security warning naming %s: %q", contract.SeedContainerName, w.all())
+		t.Errorf("no Pod Security warning naming %s: %q", contract.SeedContainerName, w.All())
 	}
 }
 
@@ -306,8 +306,8 @@ func TestBranchChangeWarns(t *testing.T) {
 	if err := c.Update(ctx, stored); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(w.all(), func(s string) bool { return strings.Contains(s, "the existing clone keeps its branch") }) {
-		t.Errorf("no branch warning in %q", w.all())
+	if !slices.ContainsFunc(w.All(), func(s string) bool { return strings.Contains(s, "the existing clone keeps its branch") }) {
+		t.Errorf("no branch warning in %q", w.All())
 	}
 	if env := get(t, d).Spec.Template.Spec.InitContainers[0].Env; !slices.ContainsFunc(env, func(e corev1.EnvVar) bool {
 		return e.Name == contract.EnvSeedBranch && e.Value == "develop"

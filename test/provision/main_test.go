@@ -277,36 +277,9 @@ func waitEvent(t *testing.T, ns, name, reason string) eventsv1.Event {
 	return got[0]
 }
 
-// warnings collects the Warning headers the API server returns.
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, msg)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.list
-	w.list = nil
-	return out
-}
-
-func warningClient(t *testing.T) (client.Client, *warnings) {
+func warningClient(t *testing.T) (client.Client, *testenv.Warnings) {
 	t.Helper()
-	w := &warnings{}
-	c := rest.CopyConfig(cfg)
-	c.WarningHandler = w
-	cl, err := client.New(c, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cl, w
+	return testenv.WarningClient(t, cfg)
 }
 
 // pointWebhookAt makes the API server call the webhook on port.

@@ -138,7 +138,7 @@ func TestExistingClaimIsUntouched(t *testing.T) {
 	if err := c.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	got := w.take()
+	got := w.Take()
 	for _, want := range []string{"PersistentVolumeClaim small is 1Gi, smaller than the 5Gi asked", `has storage class "slow-hdd", not the "fast-ssd" asked`} {
 		if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, want) }) {
 			t.Errorf("no warning %q among %q", want, got)
@@ -153,7 +153,7 @@ func TestExistingClaimIsUntouched(t *testing.T) {
 	if err := c.Create(ctx, ok); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.take(); slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "PersistentVolumeClaim") }) {
+	if got := w.Take(); slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "PersistentVolumeClaim") }) {
 		t.Errorf("a claim expanded beyond the ask was warned about: %q", got)
 	}
 
@@ -166,7 +166,7 @@ func TestExistingClaimIsUntouched(t *testing.T) {
 	if err := c.Update(ctx, stored); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.take(); slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "PersistentVolumeClaim") }) {
+	if got := w.Take(); slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "PersistentVolumeClaim") }) {
 		t.Errorf("an update that keeps the ask repeated the claim warning: %q", got)
 	}
 
