@@ -69,27 +69,25 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 				return nil, fmt.Errorf("decode request object: %w", err)
 			}
 		}
-		var r, i, o any
-		if err := roundTrip(f.get(in), &i); err != nil {
-			return nil, err
-		}
-		if err := roundTrip(f.get(out), &o); err != nil {
-			return nil, err
-		}
 		rawField := f.raw(fields)
 		present := len(rawField) > 0 && string(rawField) != "null"
-		if present {
-			if err := json.Unmarshal(rawField, &r); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", f.path, err)
-			}
-		}
 		switch {
 		case !present && omitted(f.get(out)):
-		case !present:
-			ops = append(ops, jsonpatch.NewOperation("add", f.path, o))
+		case !present: // the typed value goes into the patch as it is
+			ops = append(ops, jsonpatch.NewOperation("add", f.path, f.get(out)))
 		case omitted(f.get(out)):
 			ops = append(ops, jsonpatch.NewOperation("remove", f.path, nil))
 		default:
+			var r, i, o any
+			if err := json.Unmarshal(rawField, &r); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", f.path, err)
+			}
+			if err := roundTrip(f.get(in), &i); err != nil {
+				return nil, err
+			}
+			if err := roundTrip(f.get(out), &o); err != nil {
+				return nil, err
+			}
 			diff(&ops, f.path, r, i, o)
 		}
 	}
@@ -197,30 +195,32 @@ func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
 // their unknown fields).
 func lcs(a, b []any) [][2]int {
 	n, m := len(a), len(b)
-	weight := func(x, y int) int {
-		switch {
-		case reflect.DeepEqual(a[x], b[y]):
-			return 2
-		case sameItem(a[x], b[y]):
-			return 1
-		}
-		return 0
-	}
 	table := make([][]int, n+1)
+	weights := make([][]int, n)
 	for x := range table {
 		table[x] = make([]int, m+1)
+		if x < n {
+			weights[x] = make([]int, m)
+		}
 	}
 	for x := n - 1; x >= 0; x-- {
 		for y := m - 1; y >= 0; y-- {
+			// Equality is compared only for items that may be the same.
+			if sameItem(a[x], b[y]) {
+				weights[x][y] = 1
+				if reflect.DeepEqual(a[x], b[y]) {
+					weights[x][y] = 2
+				}
+			}
 			table[x][y] = max(table[x+1][y], table[x][y+1])
-			if w := weight(x, y); w > 0 {
+			if w := weights[x][y]; w > 0 {
 				table[x][y] = max(table[x][y], w+table[x+1][y+1])
 			}
 		}
 	}
 	var pairs [][2]int
 	for x, y := 0, 0; x < n && y < m; {
-		switch w := weight(x, y); {
+		switch w := weights[x][y]; {
 		case w > 0 && table[x][y] == w+table[x+1][y+1]:
 			pairs = append(pairs, [2]int{x, y})
 			x, y = x+1, y+1
