@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -59,6 +61,10 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		old = storedMeta(req.OldObject.Raw)
 	}
 	out, warnings, err := InjectUpdate(&d, old, h.Settings)
+	if errors.Is(err, ErrNoSeedImage) { // this replica does not know its image yet
+		mutations.WithLabelValues(OutcomeError).Inc()
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("opencode-injector cannot inject yet: %w", err))
+	}
 	if err != nil {
 		mutations.WithLabelValues(OutcomeDenied).Inc()
 		log.Info("denied", "reason", err.Error())

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,6 +14,11 @@ import (
 
 	"github.com/angryninja/opencode-injector/contract"
 )
+
+// ErrNoSeedImage is Inject's answer to a Deployment it would inject while
+// Settings.SeedImage is empty: it never injects an image that is not there.
+// Removing an injection needs no seed image.
+var ErrNoSeedImage = errors.New("no seed image is set")
 
 // Inject is the whole mutation, a pure function: it returns a copy of in
 // with the workspace injected (or stripped, when the label is gone), the
@@ -55,6 +61,9 @@ func InjectUpdate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*a
 	}
 	if !enabled {
 		return d, warnings, nil
+	}
+	if s.SeedImage == "" {
+		return nil, warnings, ErrNoSeedImage
 	}
 	// Advice about the user's own settings is given when they change, not
 	// on every reconcile: on an UPDATE, when the stored object differs; else

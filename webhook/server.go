@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -29,7 +27,6 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/provision"
 )
 
@@ -91,11 +88,7 @@ type Self struct {
 // health probes and metrics.
 func NewManager(cfg *rest.Config, s Settings, o ServerOptions) (manager.Manager, error) {
 	followSelf := s.SeedImage == ""
-	check := s
-	if followSelf {
-		check.SeedImage = "resolved-at-start" // validated once known
-	}
-	if err := check.Validate(); err != nil {
+	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	scheme := runtime.NewScheme()
@@ -205,15 +198,13 @@ func (g *seedImageGate) Handle(ctx context.Context, req admission.Request) admis
 	if h := g.h.Load(); h != nil {
 		return h.Handle(ctx, req)
 	}
-	var obj struct {
-		Metadata metav1.ObjectMeta `json:"metadata"`
+	// Inject refuses only what would need the seed image; say why it is
+	// not known.
+	resp := g.wayOut.Handle(ctx, req)
+	if resp.Result != nil && resp.Result.Code == http.StatusServiceUnavailable {
+		resp.Result.Message += ": " + g.ready(nil).Error()
 	}
-	if g.wayOut != nil && json.Unmarshal(req.Object.Raw, &obj) == nil &&
-		(obj.Metadata.DeletionTimestamp != nil || obj.Metadata.Labels[contract.LabelInject] != contract.LabelInjectEnabled) {
-		return g.wayOut.Handle(ctx, req)
-	}
-	mutations.WithLabelValues(OutcomeError).Inc()
-	return admission.Errored(http.StatusServiceUnavailable, g.ready(nil))
+	return resp
 }
 
 // selfImageResolver reads the injector's own Pod until the kubelet reports

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,10 +28,6 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "opencode-injector inject: -f FILE is required (- reads stdin)")
 		return 2
 	}
-	if s.SeedImage == "" {
-		fmt.Fprintf(stderr, "opencode-injector inject: --seed-image is required: this build (%s) is not a release, so it has no published image of its own\n", version)
-		return 2
-	}
 	if err := s.Validate(); err != nil {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
 		return 2
@@ -41,6 +38,11 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	out, err := injectDocuments(in, s, func(w string) { fmt.Fprintln(stderr, "warning: "+w) })
+	if errors.Is(err, webhook.ErrNoSeedImage) {
+		fmt.Fprintf(stderr, "opencode-injector inject: %v; pass --seed-image: this build (%s) is not a release, so it has no published image of its own "+
+			"(use the image your cluster's injector runs: kubectl -n opencode-system get deploy opencode-injector -o jsonpath='{..image}')\n", err, version)
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
 		return 1
@@ -118,6 +120,9 @@ func injectDocument(n int, body []byte, s webhook.Settings, warn func(string)) (
 	out, warnings, err := webhook.Inject(d, s)
 	for _, w := range warnings {
 		warn(name + ": " + w)
+	}
+	if errors.Is(err, webhook.ErrNoSeedImage) {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: denied: %w", name, err)

@@ -127,11 +127,28 @@ func TestServeHelpNamesEveryFlag(t *testing.T) {
 }
 
 // TestInjectNeedsASeedImage: a build that is not a release has no image of
-// its own to inject, so inject refuses to guess one.
+// its own to inject, so inject refuses to guess one when a document is to
+// be injected, naming it and the flag; documents it passes through or
+// un-injects need no seed image.
 func TestInjectNeedsASeedImage(t *testing.T) {
-	out, stderr, code := runInject(t, []byte("kind: Service\n"), "-f", "-")
-	if code != 2 || out != "" || !strings.Contains(stderr, "--seed-image is required") {
+	fixture, err := os.ReadFile(fluxFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runInject(t, fixture, "-f", "-")
+	if code != 2 || out != "" || !strings.Contains(stderr, "document") || !strings.Contains(stderr, "pass --seed-image") {
 		t.Errorf("version %s without --seed-image: exit %d, stdout %q, stderr %q", version, code, out, stderr)
+	}
+	if out, _, code := runInject(t, []byte("kind: Service\n"), "-f", "-"); code != 0 || out != "kind: Service\n" {
+		t.Errorf("a document to pass through needs a seed image: exit %d, %q", code, out)
+	}
+	injected, _, code := runInject(t, fixture, "-f", "-", "--seed-image", "example.com/seed:1")
+	if code != 0 {
+		t.Fatalf("with --seed-image: exit %d", code)
+	}
+	unlabeled := strings.Replace(injected, "opencode.angryninja.cloud/inject: \"true\"", "opencode.angryninja.cloud/inject: \"false\"", 1)
+	if out, stderr, code := runInject(t, []byte(unlabeled), "-f", "-"); code != 0 || strings.Contains(out, "opencode-seed") {
+		t.Errorf("un-injection needs a seed image: exit %d, stderr %q", code, stderr)
 	}
 }
 
