@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"golang.org/x/crypto/x509roots/fallback/bundle"
@@ -90,69 +91,60 @@ func fromLayout(t *testing.T) v1.ImageIndex {
 	return idx
 }
 
-// layerFiles reads every file of the image's layers.
-func layerFiles(t *testing.T, img v1.Image) map[string]*tar.Header {
+// eachFile walks the image's flattened filesystem (go-containerregistry's
+// mutate.Extract) until fn returns false.
+func eachFile(t *testing.T, img v1.Image, fn func(h *tar.Header, r io.Reader) bool) {
 	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]*tar.Header{}
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[strings.TrimSuffix(h.Name, "/")] = h
+		if !fn(h, tr) {
+			return
 		}
-		rc.Close()
 	}
+}
+
+// layerFiles reads the header of every file of the image.
+func layerFiles(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
+	out := map[string]*tar.Header{}
+	eachFile(t, img, func(h *tar.Header, _ io.Reader) bool {
+		out[strings.TrimSuffix(h.Name, "/")] = h
+		return true
+	})
 	return out
 }
 
-// extract copies one file of the image to dir.
+// extract copies one file of the image to dst.
 func extract(t *testing.T, img v1.Image, name, dst string) {
 	t.Helper()
-	layers, _ := img.Layers()
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
+	found := false
+	eachFile(t, img, func(h *tar.Header, r io.Reader) bool {
+		if h.Name != name {
+			return true
+		}
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode))
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h.Name == name {
-				f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := io.Copy(f, tr); err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
-				rc.Close()
-				return
-			}
+		defer f.Close()
+		if _, err := io.Copy(f, r); err != nil {
+			t.Fatal(err)
 		}
-		rc.Close()
+		found = true
+		return false
+	})
+	if !found {
+		t.Fatalf("%s is not in the image", name)
 	}
-	t.Fatalf("%s is not in the image", name)
 }
 
 func imageFor(t *testing.T, idx v1.ImageIndex, p v1.Platform) v1.Image {

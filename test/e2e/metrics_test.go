@@ -24,7 +24,7 @@ func TestMetricsNeedAnAuthorizedToken(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "metrics")
 	metricsAddr := testenv.FreeAddr(t)
-	startManager(t, dir, webhook.ServerOptions{MetricsBindAddress: metricsAddr, MetricsSecure: true})
+	startManager(t, dir, settings, webhook.ServerOptions{MetricsBindAddress: metricsAddr, MetricsSecure: true})
 
 	// The metrics reader role as deploy/ declares it, and deploy/ keeps the
 	// endpoint secure.

@@ -2,14 +2,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -211,20 +208,7 @@ func TestSeedImageFollowsAnOverlaidImage(t *testing.T) {
 // review sends one AdmissionReview for d straight to the webhook server.
 func review(t *testing.T, addr string, d *appsv1.Deployment) *admissionv1.AdmissionResponse {
 	t.Helper()
-	raw, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{
-			UID:       "1",
-			Kind:      metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
-			Resource:  metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"},
-			Operation: admissionv1.Create, Namespace: d.Namespace, Name: d.Name,
-			Object: runtime.RawExtension{Raw: raw},
-		},
-	})
+	body := testenv.AdmissionReview(t, d)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a self-signed test server
 	resp, err := hc.Post("https://"+addr+webhook.Path, "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -265,26 +249,15 @@ func TestNotReadyUntilTheSeedImageIsKnown(t *testing.T) {
 
 	certDir := t.TempDir()
 	writeServingCert(t, certDir, "selfimage")
-	port, health := testenv.FreePort(t), testenv.FreePort(t)
+	healthAddr := testenv.FreeAddr(t)
 	s := settings
 	s.SeedImage = ""
-	mgr, err := webhook.NewManager(rest.CopyConfig(env.Config), s, webhook.ServerOptions{
-		Host: "127.0.0.1", Port: port, CertDir: certDir, MetricsBindAddress: "0",
-		HealthProbeBindAddress: "127.0.0.1:" + strconv.Itoa(health),
+	addr, _ := startManager(t, certDir, s, webhook.ServerOptions{
+		HealthProbeBindAddress: healthAddr,
 		Self:                   webhook.Self{Namespace: pod.Namespace, Pod: pod.Name, Container: "injector"},
 		SelfPoll:               100 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
-	defer func() { cancel(); <-done }()
-
-	healthAddr := "127.0.0.1:" + strconv.Itoa(health)
 	waitFor(t, func() bool { code, _ := readyz(healthAddr); return code != 0 }, "the health endpoint")
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	waitFor(t, func() bool { return servedCN(addr) == "selfimage" }, "the webhook")
 	time.Sleep(500 * time.Millisecond) // several polls of a Pod without an image
 	if code, body := readyz(healthAddr); code == http.StatusOK || !strings.Contains(body, "[-]seed-image failed") {
@@ -309,28 +282,17 @@ func TestNotReadyUntilTheSeedImageIsKnown(t *testing.T) {
 func TestNotReadyWithoutAnyWayToKnowTheSeedImage(t *testing.T) {
 	certDir := t.TempDir()
 	writeServingCert(t, certDir, "noself")
-	port, health := testenv.FreePort(t), testenv.FreePort(t)
+	healthAddr := testenv.FreeAddr(t)
 	s := settings
 	s.SeedImage = ""
-	mgr, err := webhook.NewManager(rest.CopyConfig(env.Config), s, webhook.ServerOptions{
-		Host: "127.0.0.1", Port: port, CertDir: certDir, MetricsBindAddress: "0",
-		HealthProbeBindAddress: "127.0.0.1:" + strconv.Itoa(health),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
-	defer func() { cancel(); <-done }()
-	healthAddr := "127.0.0.1:" + strconv.Itoa(health)
+	addr, _ := startManager(t, certDir, s, webhook.ServerOptions{HealthProbeBindAddress: healthAddr})
 	waitFor(t, func() bool { code, _ := readyz(healthAddr); return code != 0 }, "the health endpoint")
-	waitFor(t, func() bool { return servedCN("127.0.0.1:"+strconv.Itoa(port)) == "noself" }, "the webhook")
+	waitFor(t, func() bool { return servedCN(addr) == "noself" }, "the webhook")
 	time.Sleep(300 * time.Millisecond)
 	if code, body := readyz(healthAddr); code == http.StatusOK || !strings.Contains(body, "[-]seed-image failed") {
 		t.Errorf("ready without a seed image: %d %s", code, body)
 	}
-	if r := review(t, "127.0.0.1:"+strconv.Itoa(port), fixture(t, "flux", "opencode")); r.Allowed || r.Result == nil || !strings.Contains(r.Result.Message, "POD_NAME") {
+	if r := review(t, addr, fixture(t, "flux", "opencode")); r.Allowed || r.Result == nil || !strings.Contains(r.Result.Message, "POD_NAME") {
 		t.Errorf("a review without a seed image: allowed %v, result %+v", r.Allowed, r.Result)
 	}
 }

@@ -186,10 +186,10 @@ func servedCN(addr string) string {
 
 // startManager runs another injector manager against the test's API
 // server, its webhook on a free port with the serving certificate in dir
-// (o sets anything else). It returns the webhook's address and a stop that
+// (s and o set anything else). It returns the webhook's address and a stop that
 // cancels the manager and returns what Start returned; the test's cleanup
 // stops it too.
-func startManager(t *testing.T, dir string, o webhook.ServerOptions) (string, func() error) {
+func startManager(t *testing.T, dir string, s webhook.Settings, o webhook.ServerOptions) (string, func() error) {
 	t.Helper()
 	o.Host, o.Port, o.CertDir = "127.0.0.1", testenv.FreePort(t), dir
 	if o.MetricsBindAddress == "" {
@@ -198,7 +198,7 @@ func startManager(t *testing.T, dir string, o webhook.ServerOptions) (string, fu
 	if o.HealthProbeBindAddress == "" {
 		o.HealthProbeBindAddress = "0"
 	}
-	mgr, err := webhook.NewManager(env.Config, settings, o)
+	mgr, err := webhook.NewManager(env.Config, s, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func startManager(t *testing.T, dir string, o webhook.ServerOptions) (string, fu
 func TestServingCertificateReloads(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "first")
-	addr, _ := startManager(t, dir, webhook.ServerOptions{})
+	addr, _ := startManager(t, dir, settings, webhook.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
 	writeServingCert(t, dir, "renewed")
 	waitFor(t, func() bool { return servedCN(addr) == "renewed" }, "the renewed certificate")
@@ -251,7 +251,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	projectServingCert(t, dir, "first")
-	addr, _ := startManager(t, dir, webhook.ServerOptions{})
+	addr, _ := startManager(t, dir, settings, webhook.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
 
 	body := testenv.AdmissionReview(t, fixture(t, "flux", "opencode"))
@@ -307,7 +307,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 func TestShutdownFinishesReviewsInFlight(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "shutdown")
-	addr, stop := startManager(t, dir, webhook.ServerOptions{})
+	addr, stop := startManager(t, dir, settings, webhook.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "shutdown" }, "the webhook server")
 
 	body := testenv.AdmissionReview(t, fixture(t, "flux", "opencode"))

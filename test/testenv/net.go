@@ -3,6 +3,7 @@ package testenv
 import (
 	"encoding/json"
 	"net"
+	"strconv"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -26,7 +27,7 @@ func FreeAddr(t testing.TB) string {
 func FreePort(t testing.TB) int {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(FreeAddr(t))
-	p, _ := net.LookupPort("tcp", port)
+	p, _ := strconv.Atoi(port)
 	return p
 }
 
