@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,15 +168,7 @@ func goTool() string {
 	if g := os.Getenv("GO"); g != "" {
 		return g
 	}
-	if g := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(g) {
-		return g
-	}
 	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // file is one entry of the image's only layer.
@@ -369,20 +360,16 @@ func sourceDateEpoch() (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
-// repoRoot is the directory holding go.mod, from the working directory up.
+// repoRoot is the directory of the main module's go.mod, as the go command
+// finds it from the working directory.
 func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	out, err := exec.Command(goTool(), "env", "GOMOD").Output()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
-	for {
-		if fileExists(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("no go.mod above the working directory")
 	}
+	return filepath.Dir(gomod), nil
 }
