@@ -70,12 +70,10 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		log.Info("denied", "reason", err.Error())
 		return admission.Denied(err.Error()).WithWarnings(warnings...)
 	}
+	outcome := OutcomeUninjected
 	if Enabled(out) {
+		outcome = OutcomeInjected
 		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, &d, old)...)
-	}
-	outcome := OutcomeInjected
-	if !Enabled(out) {
-		outcome = OutcomeUninjected
 	}
 	ops, err := createPatch(req.Object.Raw, &d, out)
 	if err != nil {
