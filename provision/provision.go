@@ -68,15 +68,6 @@ func CacheOptions() map[client.Object]cache.ByObject {
 	}
 }
 
-// ClaimName is the claim a Deployment's workspace lives on: the claim
-// annotation, else the Deployment's name.
-func ClaimName(d *appsv1.Deployment) string {
-	if n, ok := d.Annotations[contract.AnnotationClaim]; ok {
-		return n
-	}
-	return d.Name
-}
-
 // Reconciler creates missing claims. Deployments come from the manager's
 // cache (labeled ones only); claims are read from the API server itself, so
 // a claim declared in Git (not in the cache) is seen too.
@@ -124,7 +115,7 @@ func (r *Reconciler) deploymentsOf(ctx context.Context, o client.Object) []recon
 	}
 	var reqs []reconcile.Request
 	for i := range list.Items {
-		if ClaimName(&list.Items[i]) == o.GetName() {
+		if contract.ClaimName(list.Items[i].Annotations, list.Items[i].Name) == o.GetName() {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: list.Items[i].Name}})
 		}
 	}
@@ -158,7 +149,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if want == nil {
 		return reconcile.Result{}, nil
 	}
-	name := ClaimName(&d)
+	name := contract.ClaimName(d.Annotations, d.Name)
 	log = log.WithValues("claim", name)
 	var existing corev1.PersistentVolumeClaim
 	err = r.Claims.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, &existing)

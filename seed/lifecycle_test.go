@@ -11,8 +11,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/kubelet"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // TestPodLifecycle: the flux workspace as injected, started, used, deleted
@@ -114,18 +115,18 @@ func envMap(env []string) map[string]string {
 // server, the only allowed host.
 func injectedFlux(t *testing.T) *appsv1.Deployment {
 	t.Helper()
-	manifest, err := os.ReadFile("../test/fixtures/app-template/flux.rendered.yaml")
+	rendered, err := os.ReadFile("../test/fixtures/app-template/flux.rendered.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := webhook.FirstDeployment(manifest)
+	d, err := manifest.FirstDeployment(rendered)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Annotations[contract.AnnotationRepo] = server.RepoURL("angryninja", "k8s-cluster")
-	s := webhook.DefaultSettings("example.com/seed:test")
+	s := injection.DefaultSettings("example.com/seed:test")
 	s.AllowedGitHosts = []string{server.Host}
-	injected, _, err := webhook.Inject(d, s)
+	injected, _, err := injection.Mutate(d, nil, s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,47 +2,17 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
 
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
-
-// BenchmarkInject is the admission hot path's pure part on the flux
-// fixture, beside its baseline: the JSON round trip every admission review
-// pays anyway (decode the request object, encode the response object).
-func BenchmarkInject(b *testing.B) {
-	in := readDeployment(b, fluxFixture)
-	raw, err := json.Marshal(in)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := testSettings()
-	b.Run("inject", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			if _, _, err := Inject(in, s); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("baseline-json-roundtrip", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			d := in.DeepCopy()
-			if err := json.Unmarshal(raw, d); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := json.Marshal(d); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
 
 // decodeAndAllow is the least an admission handler does: decode the
 // object, allow it. It is the baseline of BenchmarkHandle.
@@ -62,15 +32,15 @@ func (h decodeAndAllow) Handle(_ context.Context, req admission.Request) admissi
 // decode-and-allow handler on the same request in the same run; the ratio
 // is printed.
 func BenchmarkHandle(b *testing.B) {
-	h := newHandler(b)
-	base := decodeAndAllow{decoder: h.Decoder}
+	h := newHandler()
+	base := decodeAndAllow{decoder: admission.NewDecoder(clientgoscheme.Scheme)}
 	for _, fixture := range []string{"flux", "ha"} {
-		in := readDeployment(b, "../test/fixtures/app-template/"+fixture+".rendered.yaml")
-		injected, _, err := Inject(in, testSettings())
+		in := injectiontest.ReadDeployment(b, "../test/fixtures/app-template/"+fixture+".rendered.yaml")
+		injected, _, err := injection.Mutate(in, nil, testSettings())
 		if err != nil {
 			b.Fatal(err)
 		}
-		plain, stored := mustJSON(b, in), mustJSON(b, injected)
+		plain, stored := injectiontest.MustJSON(b, in), injectiontest.MustJSON(b, injected)
 		for _, tc := range []struct {
 			name string
 			req  admission.Request

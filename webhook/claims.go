@@ -39,7 +39,7 @@ func (h *Handler) claimWarnings(ctx context.Context, req admissionOp, d *appsv1.
 	if req == admissionv1.Update && old != nil && !storageAskChanged(d.Annotations, old.Annotations) {
 		return nil
 	}
-	name := provision.ClaimName(d)
+	name := contract.ClaimName(d.Annotations, d.Name)
 	ctx, cancel := context.WithTimeout(ctx, claimLookupTimeout)
 	defer cancel()
 	var pvc corev1.PersistentVolumeClaim

@@ -15,7 +15,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/angryninja/opencode-injector/injection"
 )
+
+// Path is where the API server sends admission reviews; deploy/ names it in
+// the MutatingWebhookConfiguration.
+const Path = "/inject"
 
 // Outcomes counted by opencode_injector_mutations_total.
 const (
@@ -29,12 +35,11 @@ const (
 	OutcomeError = "error"
 )
 
-// Handler is the admission shell around Inject: decoding, patching,
-// warnings, metrics. Dry-run requests take the same path: Inject has no
-// side effects.
+// Handler is the admission shell around injection.MutateJSON: the
+// response, the claim warnings, metrics. Dry-run requests take the same
+// path: the injection has no side effects.
 type Handler struct {
-	Settings Settings
-	Decoder  admission.Decoder
+	Settings injection.Settings
 	// Claims reads workspace claims for the storage annotation's warnings
 	// (nil: no claim warnings). Reads only: see claimWarnings.
 	Claims client.Reader
@@ -49,46 +54,44 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return admission.Allowed("not a Deployment create or update")
 	}
-	var d appsv1.Deployment
-	if err := h.Decoder.DecodeRaw(req.Object, &d); err != nil {
-		mutations.WithLabelValues(OutcomeError).Inc()
-		return admission.Errored(http.StatusBadRequest, err)
-	}
 	var old *metav1.ObjectMeta
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
 		// Only the stored object's name, labels and annotations matter:
 		// its record is what the user was already told about.
 		old = storedMeta(req.OldObject.Raw)
 	}
-	out, warnings, err := InjectUpdate(&d, old, h.Settings)
-	if errors.Is(err, ErrNoSeedImage) { // this replica does not know its image yet
-		mutations.WithLabelValues(OutcomeError).Inc()
-		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("opencode-injector cannot inject yet: %w", err))
-	}
-	if err != nil {
-		mutations.WithLabelValues(OutcomeDenied).Inc()
-		log.Info("denied", "reason", err.Error())
-		return admission.Denied(err.Error()).WithWarnings(warnings...)
-	}
-	outcome := OutcomeUninjected
-	if Enabled(out) {
-		outcome = OutcomeInjected
-		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, &d, old)...)
-	}
-	ops, err := createPatch(req.Object.Raw, &d, out)
+	m, err := injection.MutateJSON(req.Object.Raw, old, h.Settings)
 	if err != nil {
 		mutations.WithLabelValues(OutcomeError).Inc()
+		if errors.As(err, new(*injection.DecodeError)) {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
+	if errors.Is(m.Denied, injection.ErrNoSeedImage) { // this replica does not know its image yet
+		mutations.WithLabelValues(OutcomeError).Inc()
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("opencode-injector cannot inject yet: %w", m.Denied))
+	}
+	warnings := m.Warnings
+	if m.Denied != nil {
+		mutations.WithLabelValues(OutcomeDenied).Inc()
+		log.Info("denied", "reason", m.Denied.Error())
+		return admission.Denied(m.Denied.Error()).WithWarnings(warnings...)
+	}
+	outcome := OutcomeUninjected
+	if injection.Enabled(m.Mutated) {
+		outcome = OutcomeInjected
+		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, m.Deployment, old)...)
+	}
 	resp := admission.Allowed("")
-	if len(ops) > 0 {
-		resp.Patches = ops
+	if len(m.Patch) > 0 {
+		resp.Patches = m.Patch
 		resp.PatchType = ptr.To(admissionv1.PatchTypeJSONPatch)
 	} else {
 		outcome = OutcomeUnchanged
 	}
 	mutations.WithLabelValues(outcome).Inc()
-	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(ops), "warnings", len(warnings))
+	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(m.Patch), "warnings", len(warnings))
 	return resp.WithWarnings(warnings...)
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,22 +14,31 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
+	"github.com/angryninja/opencode-injector/manifest"
 )
 
 // These tests call Handle directly, as the webhook server does, without an
-// API server: the patch must turn the raw request into Inject's output.
+// API server: the patch must turn the raw request into Mutate's output.
 
-func newHandler(t testing.TB) *Handler {
+// testSettings are the flag defaults with a fixed seed image.
+func testSettings() injection.Settings {
+	return injection.DefaultSettings(injection.ImageRepository + ":v0.0.0-test")
+}
+
+func newHandler() *Handler { return &Handler{Settings: testSettings()} }
+
+func mustInject(t testing.TB, d *appsv1.Deployment) (*appsv1.Deployment, []string) {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
+	out, warnings, err := injection.Mutate(d, nil, testSettings())
+	if err != nil {
+		t.Fatalf("denied: %v", err)
 	}
-	return &Handler{Settings: testSettings(), Decoder: admission.NewDecoder(scheme)}
+	return out, warnings
 }
 
 var deploymentKind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
@@ -58,47 +66,17 @@ func applyResponse(t testing.TB, raw []byte, resp admission.Response) []byte {
 	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
 		t.Fatalf("patches without patch type JSONPatch: %v", resp.PatchType)
 	}
-	ops, err := json.Marshal(resp.Patches)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := jsonpatch.DecodePatch(ops)
-	if err != nil {
-		t.Fatalf("decode patch: %v", err)
-	}
-	out, err := patch.Apply(raw)
-	if err != nil {
-		t.Fatalf("apply patch %s: %v", ops, err)
-	}
-	return out
-}
-
-func decode(t testing.TB, raw []byte) *appsv1.Deployment {
-	t.Helper()
-	var d appsv1.Deployment
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	return &d
-}
-
-func mustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return injectiontest.ApplyPatch(t, raw, resp.Patches)
 }
 
 func outcomeCount(o string) float64 { return testutil.ToFloat64(mutations.WithLabelValues(o)) }
 
 func TestHandlePatchYieldsInjectedObject(t *testing.T) {
-	h := newHandler(t)
-	for name, in := range goldenCases(t) {
+	h := newHandler()
+	for name, in := range injectiontest.GoldenCases(t) {
 		t.Run(name, func(t *testing.T) {
-			want, warnings, err := Inject(in, testSettings())
-			raw := mustJSON(t, in)
+			want, warnings, err := injection.Mutate(in, nil, testSettings())
+			raw := injectiontest.MustJSON(t, in)
 			denied := outcomeCount(OutcomeDenied)
 			resp := h.Handle(context.Background(), request(admissionv1.Create, raw, nil))
 			if err != nil {
@@ -113,10 +91,10 @@ func TestHandlePatchYieldsInjectedObject(t *testing.T) {
 			if !resp.Allowed {
 				t.Fatalf("denied: %s", resp.Result.Message)
 			}
-			got := decode(t, applyResponse(t, raw, resp))
+			got := injectiontest.Decode(t, applyResponse(t, raw, resp))
 			if !equality.Semantic.DeepEqual(want, got) {
-				a, _ := EncodeYAML(want)
-				b, _ := EncodeYAML(got)
+				a, _ := manifest.EncodeYAML(want)
+				b, _ := manifest.EncodeYAML(got)
 				t.Errorf("patched request differs from Inject's output:\nwant %s\ngot  %s", a, b)
 			}
 			if strings.Join(resp.Warnings, "\n") != strings.Join(warnings, "\n") {
@@ -129,9 +107,9 @@ func TestHandlePatchYieldsInjectedObject(t *testing.T) {
 // A no-op UPDATE of an injected workspace (a Flux reconcile) is allowed
 // without a patch and counted as unchanged.
 func TestHandleNoOpUpdate(t *testing.T) {
-	h := newHandler(t)
-	injected, _ := mustInject(t, readDeployment(t, fluxFixture))
-	raw := mustJSON(t, injected)
+	h := newHandler()
+	injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
+	raw := injectiontest.MustJSON(t, injected)
 	unchanged := outcomeCount(OutcomeUnchanged)
 	resp := h.Handle(context.Background(), request(admissionv1.Update, raw, raw))
 	if !resp.Allowed || len(resp.Patches) != 0 || resp.PatchType != nil {
@@ -146,8 +124,8 @@ func TestHandleNoOpUpdate(t *testing.T) {
 }
 
 func TestHandleCountsOutcomes(t *testing.T) {
-	h := newHandler(t)
-	in := readDeployment(t, fluxFixture)
+	h := newHandler()
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 	injected, _ := mustInject(t, in)
 	plain := injected.DeepCopy()
 	delete(plain.Labels, contract.LabelInject)
@@ -155,9 +133,9 @@ func TestHandleCountsOutcomes(t *testing.T) {
 		outcome string
 		req     admission.Request
 	}{
-		{OutcomeInjected, request(admissionv1.Create, mustJSON(t, in), nil)},
-		{OutcomeUninjected, request(admissionv1.Update, mustJSON(t, plain), mustJSON(t, injected))},
-		{OutcomeDenied, request(admissionv1.Create, []byte(strings.Replace(string(mustJSON(t, in)), `"angryninja/k8s-cluster"`, `"ssh://x/y"`, 1)), nil)},
+		{OutcomeInjected, request(admissionv1.Create, injectiontest.MustJSON(t, in), nil)},
+		{OutcomeUninjected, request(admissionv1.Update, injectiontest.MustJSON(t, plain), injectiontest.MustJSON(t, injected))},
+		{OutcomeDenied, request(admissionv1.Create, []byte(strings.Replace(string(injectiontest.MustJSON(t, in)), `"angryninja/k8s-cluster"`, `"ssh://x/y"`, 1)), nil)},
 	} {
 		before := outcomeCount(tc.outcome)
 		h.Handle(context.Background(), tc.req)
@@ -170,16 +148,16 @@ func TestHandleCountsOutcomes(t *testing.T) {
 // A field this webhook's API types do not know (a newer cluster's) must
 // survive the patch, in the pod spec and in the OpenCode container.
 func TestHandleKeepsUnknownFields(t *testing.T) {
-	h := newHandler(t)
+	h := newHandler()
 	var u map[string]any
-	if err := json.Unmarshal(mustJSON(t, readDeployment(t, fluxFixture)), &u); err != nil {
+	if err := json.Unmarshal(injectiontest.MustJSON(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture)), &u); err != nil {
 		t.Fatal(err)
 	}
 	podSpec := u["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
 	podSpec["futurePodField"] = map[string]any{"enabled": true}
 	container := podSpec["containers"].([]any)[0].(map[string]any)
 	container["futureContainerField"] = "kept"
-	raw := mustJSON(t, u)
+	raw := injectiontest.MustJSON(t, u)
 	for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update} {
 		resp := h.Handle(context.Background(), request(op, raw, nil))
 		if !resp.Allowed {
@@ -191,14 +169,14 @@ func TestHandleKeepsUnknownFields(t *testing.T) {
 				t.Errorf("%s: the patch removed %s", op, want)
 			}
 		}
-		if !IsInjected(decode(t, []byte(out))) {
+		if !injection.IsInjected(injectiontest.Decode(t, []byte(out))) {
 			t.Errorf("%s: not injected", op)
 		}
 	}
 }
 
 func TestHandleLeavesOtherKindsAlone(t *testing.T) {
-	h := newHandler(t)
+	h := newHandler()
 	req := request(admissionv1.Create, []byte(`{"apiVersion":"apps/v1","kind":"StatefulSet"}`), nil)
 	req.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}
 	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Patches) != 0 {
@@ -210,14 +188,14 @@ func TestHandleLeavesOtherKindsAlone(t *testing.T) {
 // volume mounted twice (duplicate names), in an env entry, in the pod
 // securityContext, on injection and on un-injection.
 func TestHandleKeepsUnknownFieldsInListItems(t *testing.T) {
-	h := newHandler(t)
-	in := readDeployment(t, "testdata/non-root-no-uid.yaml") // gets an fsGroup, removed again on un-injection
+	h := newHandler()
+	in := injectiontest.ReadDeployment(t, "../injection/testdata/non-root-no-uid.yaml") // gets an fsGroup, removed again on un-injection
 	c := &in.Spec.Template.Spec.Containers[0]
 	in.Spec.Template.Spec.Volumes = append(in.Spec.Template.Spec.Volumes, corev1.Volume{Name: "cfg", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "cfg", MountPath: "/a"}, corev1.VolumeMount{Name: "cfg", MountPath: "/b"})
 	c.Env = append([]corev1.EnvVar{{Name: "HOME", Value: "/root"}}, append(c.Env, corev1.EnvVar{Name: "KEEP", Value: "x"})...)
 	var u map[string]any
-	if err := json.Unmarshal(mustJSON(t, in), &u); err != nil {
+	if err := json.Unmarshal(injectiontest.MustJSON(t, in), &u); err != nil {
 		t.Fatal(err)
 	}
 	podSpec := u["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
@@ -231,7 +209,7 @@ func TestHandleKeepsUnknownFieldsInListItems(t *testing.T) {
 		podSpec["securityContext"] = psc
 	}
 	psc["futurePodSecurityField"] = "s"
-	raw := mustJSON(t, u)
+	raw := injectiontest.MustJSON(t, u)
 	unknown := []string{`"futureMountField":"m"`, `"futureEnvField":"e"`, `"futurePodSecurityField":"s"`}
 
 	resp := h.Handle(context.Background(), request(admissionv1.Create, raw, nil))
@@ -246,7 +224,7 @@ func TestHandleKeepsUnknownFieldsInListItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	delete(v["metadata"].(map[string]any)["labels"].(map[string]any), contract.LabelInject)
-	unlabeled := mustJSON(t, v)
+	unlabeled := injectiontest.MustJSON(t, v)
 	resp = h.Handle(context.Background(), request(admissionv1.Update, unlabeled, injected))
 	restored := applyResponse(t, unlabeled, resp)
 	for _, want := range unknown {
@@ -254,22 +232,48 @@ func TestHandleKeepsUnknownFieldsInListItems(t *testing.T) {
 			t.Errorf("un-injection removed %s", want)
 		}
 	}
-	want := decode(t, raw)
+	want := injectiontest.Decode(t, raw)
 	delete(want.Labels, contract.LabelInject)
-	assertEqual(t, "un-injection through the handler", want, decode(t, restored))
+	injectiontest.AssertEqual(t, "un-injection through the handler", want, injectiontest.Decode(t, restored))
+}
+
+// Advice about the user's settings does not repeat on every reconcile.
+func TestNoOpUpdateIsQuiet(t *testing.T) {
+	h := newHandler()
+	for _, name := range []string{"env-collision", "non-root-no-uid", "unknown-key", "rolling-update", "seed-memory-clamped"} {
+		t.Run(name, func(t *testing.T) {
+			in := injectiontest.ReadDeployment(t, "../injection/testdata/"+name+".yaml")
+			first, warnings := mustInject(t, in)
+			if len(warnings) == 0 {
+				t.Fatal("the case gives no warning at all")
+			}
+			stored := injectiontest.MustJSON(t, first)
+			resp := h.Handle(context.Background(), request(admissionv1.Update, stored, stored))
+			if len(resp.Warnings) != 0 || len(resp.Patches) != 0 {
+				t.Errorf("a no-op update warns %q or patches %v", resp.Warnings, resp.Patches)
+			}
+			// Server-side apply drops the fields its manager stopped sending:
+			// the request is the chart's object again, the stored one injected.
+			resp = h.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, in), stored))
+			if len(resp.Warnings) != 0 {
+				t.Errorf("a re-sent chart object warns again: %q", resp.Warnings)
+			}
+			injectiontest.AssertEqual(t, "the re-sent chart object", first, injectiontest.Decode(t, applyResponse(t, injectiontest.MustJSON(t, in), resp)))
+		})
+	}
 }
 
 // A replica that does not know its seed image yet refuses to inject (and
 // counts the error), but a way out always passes: removing the label, and
 // updating a Deployment being deleted.
 func TestSeedImageGateLetsWaysOutPass(t *testing.T) {
-	h := newHandler(t)
+	h := newHandler()
 	wayOut := *h
 	wayOut.Settings.SeedImage = ""
-	gate := &seedImageGate{wayOut: &wayOut}
-	gate.setError(fmt.Errorf("the seed image is not known yet"))
-	injected, _ := mustInject(t, readDeployment(t, fluxFixture))
-	stored := mustJSON(t, injected)
+	gate := NewSeedImageGate(&wayOut)
+	gate.SetError(fmt.Errorf("the seed image is not known yet"))
+	injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
+	stored := injectiontest.MustJSON(t, injected)
 
 	errors := outcomeCount(OutcomeError)
 	if resp := gate.Handle(context.Background(), request(admissionv1.Update, stored, stored)); resp.Allowed {
@@ -281,15 +285,15 @@ func TestSeedImageGateLetsWaysOutPass(t *testing.T) {
 
 	unlabeled := injected.DeepCopy()
 	delete(unlabeled.Labels, contract.LabelInject)
-	raw := mustJSON(t, unlabeled)
+	raw := injectiontest.MustJSON(t, unlabeled)
 	resp := gate.Handle(context.Background(), request(admissionv1.Update, raw, stored))
-	if !resp.Allowed || IsInjected(decode(t, applyResponse(t, raw, resp))) {
+	if !resp.Allowed || injection.IsInjected(injectiontest.Decode(t, applyResponse(t, raw, resp))) {
 		t.Errorf("removing the label did not pass and un-inject: %+v", resp.Result)
 	}
 	deleting := injected.DeepCopy()
 	now := metav1.Now()
 	deleting.DeletionTimestamp = &now
-	if resp := gate.Handle(context.Background(), request(admissionv1.Update, mustJSON(t, deleting), stored)); !resp.Allowed {
+	if resp := gate.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, deleting), stored)); !resp.Allowed {
 		t.Errorf("an update of a Deployment being deleted did not pass: %+v", resp.Result)
 	}
 }

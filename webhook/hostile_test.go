@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 )
 
 // secretMark is in every credential the hostile inputs carry; no response
@@ -28,7 +30,7 @@ const secretMark = "ghp_SECRET"
 // passed through with a patch that applies; never a panic, never a patch
 // on a denial, never a credential echoed in the message or the warnings.
 func TestHostileInputs(t *testing.T) {
-	h := newHandler(t)
+	h := newHandler()
 	annotate := func(key, value string) func(*appsv1.Deployment) {
 		return func(d *appsv1.Deployment) { d.Annotations[key] = value }
 	}
@@ -103,9 +105,9 @@ func TestHostileInputs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := readDeployment(t, fluxFixture)
+			d := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 			tc.edit(d)
-			raw := mustJSON(t, d)
+			raw := injectiontest.MustJSON(t, d)
 			for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update} {
 				resp := h.Handle(context.Background(), request(op, raw, raw))
 				text := resp.Result.Message + strings.Join(resp.Warnings, "\n")
@@ -116,7 +118,7 @@ func TestHostileInputs(t *testing.T) {
 					if !resp.Allowed {
 						t.Fatalf("%s: denied: %s", op, resp.Result.Message)
 					}
-					if !IsInjected(decode(t, applyResponse(t, raw, resp))) {
+					if !injection.IsInjected(injectiontest.Decode(t, applyResponse(t, raw, resp))) {
 						t.Errorf("%s: allowed but not injected", op)
 					}
 					continue
@@ -131,17 +133,17 @@ func TestHostileInputs(t *testing.T) {
 
 			// A way out is never blocked, whatever the annotations hold:
 			// removing the label, and any update of a Deployment being deleted.
-			injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+			injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 			out := d.DeepCopy()
 			out.Annotations[contract.AnnotationInjected] = injected.Annotations[contract.AnnotationInjected]
 			delete(out.Labels, contract.LabelInject)
-			if resp := h.Handle(context.Background(), request(admissionv1.Update, mustJSON(t, out), mustJSON(t, injected))); !resp.Allowed {
+			if resp := h.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, out), injectiontest.MustJSON(t, injected))); !resp.Allowed {
 				t.Errorf("removing the label was denied: %s", resp.Result.Message)
 			}
 			deleting := d.DeepCopy()
 			now := metav1.Now()
 			deleting.DeletionTimestamp = &now
-			if resp := h.Handle(context.Background(), request(admissionv1.Update, mustJSON(t, deleting), mustJSON(t, deleting))); !resp.Allowed || len(resp.Patches) != 0 {
+			if resp := h.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, deleting), injectiontest.MustJSON(t, deleting))); !resp.Allowed || len(resp.Patches) != 0 {
 				t.Errorf("an update of a Deployment being deleted was denied or patched: %s", resp.Result.Message)
 			}
 		})
@@ -152,7 +154,7 @@ func TestHostileInputs(t *testing.T) {
 // none panics or gets a patch, and a Deployment that cannot be decoded is
 // refused (fail closed) rather than admitted un-injected.
 func TestMalformedAdmissionReviews(t *testing.T) {
-	srv := httptest.NewServer(&admission.Webhook{Handler: newHandler(t)})
+	srv := httptest.NewServer(&admission.Webhook{Handler: newHandler()})
 	defer srv.Close()
 	review := func(object string, kind string) string {
 		return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"apps","version":"v1","kind":"` + kind +

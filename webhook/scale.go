@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
 )
 
 // ScalePath is where the API server sends reviews of deployments/scale;
@@ -59,7 +60,7 @@ func (g *ScaleGuard) Handle(ctx context.Context, req admission.Request) admissio
 		return admission.Allowed("not a workspace")
 	case err != nil:
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("look up deployment %s/%s: %w", req.Namespace, req.Name, err))
-	case !Enabled(&d):
+	case !injection.Enabled(&d):
 		return admission.Allowed("not a workspace")
 	}
 	return admission.Denied(fmt.Sprintf("deployment %s is an OpenCode workspace (label %s): it runs exactly one pod, since its ReadWriteOnce claim attaches to one node; "+

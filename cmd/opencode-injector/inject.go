@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,10 +10,11 @@ import (
 	"os"
 	"regexp"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/angryninja/opencode-injector/injection"
 )
 
 func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -38,7 +40,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	out, err := injectDocuments(in, s, func(w string) { fmt.Fprintln(stderr, "warning: "+w) })
-	if errors.Is(err, webhook.ErrNoSeedImage) {
+	if errors.Is(err, injection.ErrNoSeedImage) {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v; pass --seed-image: this build (%s) is not a release, so it has no published image of its own "+
 			"(use the image your cluster's injector runs: kubectl -n opencode-system get deploy opencode-injector -o jsonpath='{..image}')\n", err, version)
 		return 2
@@ -65,7 +67,7 @@ var separator = regexp.MustCompile(`(?m)^---(?:[ \t][^\n]*)?\r?(?:\n|\z)`)
 // Deployment in a multi-document stream. Every other document and every
 // separator comes out byte for byte as read. On an invalid document it
 // returns an error naming it and no output.
-func injectDocuments(in []byte, s webhook.Settings, warn func(string)) ([]byte, error) {
+func injectDocuments(in []byte, s injection.Settings, warn func(string)) ([]byte, error) {
 	var out bytes.Buffer
 	n := 0
 	start := 0
@@ -95,7 +97,7 @@ func injectDocuments(in []byte, s webhook.Settings, warn func(string)) ([]byte, 
 	return out.Bytes(), nil
 }
 
-func injectDocument(n int, body []byte, s webhook.Settings, warn func(string)) ([]byte, error) {
+func injectDocument(n int, body []byte, s injection.Settings, warn func(string)) ([]byte, error) {
 	var head struct {
 		metav1.TypeMeta   `json:",inline"`
 		metav1.ObjectMeta `json:"metadata"`
@@ -110,22 +112,39 @@ func injectDocument(n int, body []byte, s webhook.Settings, warn func(string)) (
 	if head.Namespace != "" {
 		name = fmt.Sprintf("document %d (Deployment %s/%s)", n, head.Namespace, head.Name)
 	}
-	d, err := webhook.DecodeYAML(body)
+	raw, err := yaml.YAMLToJSON(body)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if !webhook.Enabled(d) && !webhook.IsInjected(d) {
-		return body, nil
+	m, err := injection.MutateJSON(raw, nil, s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	out, warnings, err := webhook.Inject(d, s)
-	for _, w := range warnings {
+	for _, w := range m.Warnings {
 		warn(name + ": " + w)
 	}
-	if errors.Is(err, webhook.ErrNoSeedImage) {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if errors.Is(m.Denied, injection.ErrNoSeedImage) {
+		return nil, fmt.Errorf("%s: %w", name, m.Denied)
 	}
+	if m.Denied != nil {
+		return nil, fmt.Errorf("%s: denied: %w", name, m.Denied)
+	}
+	if len(m.Patch) == 0 {
+		return body, nil
+	}
+	// The webhook's own patch, applied as the API server applies it: what
+	// the injection does not change stays as written, unknown fields too.
+	ops, err := json.Marshal(m.Patch)
 	if err != nil {
-		return nil, fmt.Errorf("%s: denied: %w", name, err)
+		return nil, fmt.Errorf("%s: encode the patch: %w", name, err)
 	}
-	return webhook.EncodeYAML(out)
+	patch, err := jsonpatch.DecodePatch(ops)
+	if err != nil {
+		return nil, fmt.Errorf("%s: decode the patch: %w", name, err)
+	}
+	patched, err := patch.Apply(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: apply the patch: %w", name, err)
+	}
+	return yaml.JSONToYAML(patched)
 }

@@ -74,7 +74,7 @@ func TestInjectInvalidDocument(t *testing.T) {
 }
 
 func TestInjectWarningsGoToStderr(t *testing.T) {
-	in, err := os.ReadFile("../../webhook/testdata/rolling-update.yaml")
+	in, err := os.ReadFile("../../injection/testdata/rolling-update.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

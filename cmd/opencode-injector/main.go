@@ -12,8 +12,8 @@ import (
 	"runtime"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
 	"github.com/angryninja/opencode-injector/seed"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -74,8 +74,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 // defaultSettings are the injection flag defaults; the seed image is the
 // released image of this binary's version, or empty when this build is not
 // a release (then inject needs --seed-image; serve follows its own Pod).
-func defaultSettings() webhook.Settings {
-	return webhook.DefaultSettings(releasedImage(version))
+func defaultSettings() injection.Settings {
+	return injection.DefaultSettings(releasedImage(version))
 }
 
 // release is a version the release workflow publishes an image for.
@@ -87,5 +87,5 @@ func releasedImage(v string) string {
 	if !release.MatchString(v) {
 		return ""
 	}
-	return webhook.ImageRepository + ":" + v
+	return injection.ImageRepository + ":" + v
 }

@@ -8,7 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -19,7 +19,7 @@ func serve(args []string, stderr io.Writer) int {
 	s := defaultSettings()
 	s.SeedImage = ""
 	s.AddFlags(fs)
-	o := webhook.ServerOptions{}
+	o := app.ServerOptions{}
 	fs.StringVar(&o.Self.Container, "self-container", "injector", "the container of this Pod (POD_NAMESPACE, POD_NAME) whose image, pinned by digest, is the seed image when --seed-image is empty")
 	fs.StringVar(&o.CertDir, "cert-dir", "/var/run/opencode-injector/tls", "directory holding tls.crt and tls.key (cert-manager's Secret); reloaded when the files change")
 	fs.IntVar(&o.Port, "port", 9443, "port of the webhook's HTTPS server")
@@ -41,7 +41,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error(err, "no Kubernetes API configuration")
 		return 1
 	}
-	mgr, err := webhook.NewManager(cfg, s, o)
+	mgr, err := app.NewManager(cfg, s, o)
 	if err != nil {
 		log.Error(err, "cannot start")
 		return 1

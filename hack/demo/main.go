@@ -25,11 +25,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/gitserver"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/test/opencode"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 type warningPrinter struct{}
@@ -73,7 +74,7 @@ func run(keep bool) error {
 	fmt.Println("  serving", git.RepoURL("angryninja", "k8s-cluster"))
 
 	step("Starting kube-apiserver and etcd (built from the Go module proxy on the first run, then cached)")
-	settings := webhook.DefaultSettings(webhook.ImageRepository + ":demo")
+	settings := injection.DefaultSettings(injection.ImageRepository + ":demo")
 	settings.AllowedGitHosts = append(settings.AllowedGitHosts, git.Host)
 	env, err := testenv.Start(root, settings)
 	if err != nil {
@@ -94,11 +95,11 @@ func run(keep bool) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "opencode"}}); err != nil {
 		return err
 	}
-	manifest, err := os.ReadFile(filepath.Join(root, "test", "fixtures", "app-template", "flux.rendered.yaml"))
+	rendered, err := os.ReadFile(filepath.Join(root, "test", "fixtures", "app-template", "flux.rendered.yaml"))
 	if err != nil {
 		return err
 	}
-	d, err := webhook.FirstDeployment(manifest)
+	d, err := manifest.FirstDeployment(rendered)
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func run(keep bool) error {
 	describe(got)
 	out := filepath.Join(demoDir, d.Name+".injected.yaml")
 	got.ManagedFields = nil
-	y, err := webhook.EncodeYAML(got)
+	y, err := manifest.EncodeYAML(got)
 	if err != nil {
 		return err
 	}
@@ -154,7 +155,7 @@ func describe(d *appsv1.Deployment) {
 	for _, e := range app.Env {
 		fmt.Printf("    env %s=%s\n", e.Name, envValue(e))
 	}
-	fmt.Printf("    resources: requests %s, limits %s\n", webhook.FormatResources(app.Resources.Requests), webhook.FormatResources(app.Resources.Limits))
+	fmt.Printf("    resources: requests %s, limits %s\n", injection.FormatResources(app.Resources.Requests), injection.FormatResources(app.Resources.Limits))
 	fmt.Printf("  strategy: %s, replicas %d\n", d.Spec.Strategy.Type, *d.Spec.Replicas)
 	fmt.Printf("  annotation %s: %s\n", contract.AnnotationInjected, d.Annotations[contract.AnnotationInjected])
 }

@@ -22,8 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/angryninja/opencode-injector/injection"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 	"github.com/go-logr/logr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -104,7 +104,7 @@ func fixture(b *testing.B, root string) []byte {
 	return raw
 }
 
-var benchSettings = webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-bench")
+var benchSettings = injection.DefaultSettings(injection.ImageRepository + ":v0.0.0-bench")
 
 // The in-process managers and clients log nothing during a measurement.
 func init() { logf.SetLogger(logr.Discard()) }

@@ -24,6 +24,9 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -48,7 +51,7 @@ func BenchmarkDeploymentCreate(b *testing.B) {
 		b.Fatal(err)
 	}
 	certDir, caPEM := servingCert(b)
-	d, err := webhook.FirstDeployment(fixture(b, root))
+	d, err := manifest.FirstDeployment(fixture(b, root))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +67,7 @@ func BenchmarkDeploymentCreate(b *testing.B) {
 	go func() { _ = minimal.Start(ctx) }()
 	// opencode-injector, in process.
 	oursPort := testenv.FreePort(b)
-	mgr, err := webhook.NewManager(cfg, benchSettings, webhook.ServerOptions{Host: "127.0.0.1", Port: oursPort, CertDir: certDir, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
+	mgr, err := app.NewManager(cfg, benchSettings, app.ServerOptions{Host: "127.0.0.1", Port: oursPort, CertDir: certDir, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +91,7 @@ func BenchmarkDeploymentCreate(b *testing.B) {
 	phases := []phase{
 		{"no webhook", nil, func(*appsv1.Deployment) bool { return true }},
 		{"minimal mutating webhook", minimalCfg, func(d *appsv1.Deployment) bool { return d.Annotations["bench.example/mutated"] == "true" }},
-		{"opencode-injector", oursCfg, webhook.IsInjected},
+		{"opencode-injector", oursCfg, injection.IsInjected},
 	}
 	var baseP50, minimalP50 time.Duration
 	for _, p := range phases {

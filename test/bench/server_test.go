@@ -25,6 +25,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -183,9 +184,9 @@ func peakRSS(b *testing.B, pid int) int64 {
 }
 
 // admissionReview is a CREATE of the first document of manifest.
-func admissionReview(b *testing.B, manifest []byte) []byte {
+func admissionReview(b *testing.B, rendered []byte) []byte {
 	b.Helper()
-	d, err := webhook.FirstDeployment(manifest)
+	d, err := manifest.FirstDeployment(rendered)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func createWorkspaces(b *testing.B, cfg *rest.Config, root string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := webhook.FirstDeployment(fixture(b, root))
+	d, err := manifest.FirstDeployment(fixture(b, root))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,11 +33,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/certmanager"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 const (
@@ -538,7 +540,7 @@ func (h *harness) serveWebhook(cfg *rest.Config, certDir string) <-chan error {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(h.addr)
 	p, _ := strconv.Atoi(port)
-	mgr, err := webhook.NewManager(cfg, webhook.DefaultSettings(webhook.ImageRepository+":v0.0.0-certmanager"), webhook.ServerOptions{
+	mgr, err := app.NewManager(cfg, injection.DefaultSettings(injection.ImageRepository+":v0.0.0-certmanager"), app.ServerOptions{
 		Host: host, Port: p, CertDir: certDir, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 	})
 	if err != nil {
@@ -573,7 +575,7 @@ func (h *harness) fixture(root string) *appsv1.Deployment {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d, err := webhook.FirstDeployment(b)
+	d, err := manifest.FirstDeployment(b)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/contract"
-	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/angryninja/opencode-injector/manifest"
 )
 
 // Helm's field manager: what helm-controller sends is attributed to it.
@@ -26,7 +26,7 @@ const helmManager = "helm-controller"
 // as the chart renders it (no typed zero values), placed in ns.
 func chartDeployment(t *testing.T, name, ns string) *unstructured.Unstructured {
 	t.Helper()
-	docs, err := webhook.SplitYAML(rendered(t, name))
+	docs, err := manifest.SplitYAML(rendered(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

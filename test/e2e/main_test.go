@@ -15,14 +15,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 var (
 	env      *testenv.Env
 	root     string
-	settings = webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-e2e")
+	settings = injection.DefaultSettings(injection.ImageRepository + ":v0.0.0-e2e")
 )
 
 func TestMain(m *testing.M) {
@@ -81,7 +82,7 @@ func rendered(t *testing.T, name string) []byte {
 // fixture is the Deployment of a rendered app-template fixture, placed in ns.
 func fixture(t *testing.T, name, ns string) *appsv1.Deployment {
 	t.Helper()
-	d, err := webhook.FirstDeployment(rendered(t, name))
+	d, err := manifest.FirstDeployment(rendered(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // kustomizeDirs are all directories under deploy/ with a kustomization.yaml.
@@ -88,7 +88,7 @@ func fluxKustomizations(t *testing.T) []fluxKustomization {
 	}
 	var out []fluxKustomization
 	for _, f := range files {
-		docs, err := webhook.SplitYAML(mustRead(t, f))
+		docs, err := manifest.SplitYAML(mustRead(t, f))
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -321,7 +321,7 @@ func TestInjectorKustomizationLeavesTheNamespace(t *testing.T) {
 			Patches []map[string]any `json:"patches"`
 		} `json:"spec"`
 	}
-	docs, err := webhook.SplitYAML(mustRead(t, filepath.Join(root, "deploy", "flux", "kubernetes", "apps", "opencode-system", "opencode-injector", "ks.yaml")))
+	docs, err := manifest.SplitYAML(mustRead(t, filepath.Join(root, "deploy", "flux", "kubernetes", "apps", "opencode-system", "opencode-injector", "ks.yaml")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 // TestMetricsNeedAnAuthorizedToken: /metrics is served over HTTPS to
@@ -24,7 +24,7 @@ func TestMetricsNeedAnAuthorizedToken(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "metrics")
 	metricsAddr := testenv.FreeAddr(t)
-	startManager(t, dir, settings, webhook.ServerOptions{MetricsBindAddress: metricsAddr, MetricsSecure: true})
+	startManager(t, dir, settings, app.ServerOptions{MetricsBindAddress: metricsAddr, MetricsSecure: true})
 
 	// The metrics reader role as deploy/ declares it, and deploy/ keeps the
 	// endpoint secure.

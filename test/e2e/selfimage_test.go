@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -40,13 +41,13 @@ func TestPinnedImage(t *testing.T) {
 		{"localhost:5000/injector", "localhost:5000/injector@" + digestA, "localhost:5000/injector@" + digestA},
 		{"ghcr.io/angryninja/opencode-injector:v0.2.0@" + digestA, "ghcr.io/angryninja/opencode-injector@" + digestA, "ghcr.io/angryninja/opencode-injector@" + digestA},
 	} {
-		got, err := webhook.PinnedImage(c.spec, c.imageID)
+		got, err := app.PinnedImage(c.spec, c.imageID)
 		if err != nil || got != c.want {
 			t.Errorf("PinnedImage(%q, %q) = %q, %v; want %q", c.spec, c.imageID, got, err, c.want)
 		}
 	}
 	// An image loaded onto the node has no registry digest: no guess.
-	if got, err := webhook.PinnedImage("injector:dev", digestA); err == nil {
+	if got, err := app.PinnedImage("injector:dev", digestA); err == nil {
 		t.Errorf("an image ID without a registry digest gave %q", got)
 	}
 }
@@ -181,13 +182,13 @@ func TestSeedImageFollowsAnOverlaidImage(t *testing.T) {
 	if err := env.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	self := webhook.Self{Namespace: pod.Namespace, Pod: pod.Name, Container: c.Name}
+	self := app.Self{Namespace: pod.Namespace, Pod: pod.Name, Container: c.Name}
 	injector := asInjector(t)
-	if _, err := webhook.OwnImage(ctx, injector, self); err == nil || !strings.Contains(err.Error(), "has not reported") {
+	if _, err := app.OwnImage(ctx, injector, self); err == nil || !strings.Contains(err.Error(), "has not reported") {
 		t.Errorf("before the kubelet reports the image: %v", err)
 	}
 	setImageID(t, pod, c.Name, "ghcr.io/angryninja/opencode-injector@"+digestA)
-	got, err := webhook.OwnImage(ctx, injector, self)
+	got, err := app.OwnImage(ctx, injector, self)
 	if err != nil || got != mirrorRepo+"@"+digestA {
 		t.Errorf("OwnImage = %q, %v; want %s@%s", got, err, mirrorRepo, digestA)
 	}
@@ -252,9 +253,9 @@ func TestNotReadyUntilTheSeedImageIsKnown(t *testing.T) {
 	healthAddr := testenv.FreeAddr(t)
 	s := settings
 	s.SeedImage = ""
-	addr, _ := startManager(t, certDir, s, webhook.ServerOptions{
+	addr, _ := startManager(t, certDir, s, app.ServerOptions{
 		HealthProbeBindAddress: healthAddr,
-		Self:                   webhook.Self{Namespace: pod.Namespace, Pod: pod.Name, Container: "injector"},
+		Self:                   app.Self{Namespace: pod.Namespace, Pod: pod.Name, Container: "injector"},
 		SelfPoll:               100 * time.Millisecond,
 	})
 	waitFor(t, func() bool { code, _ := readyz(healthAddr); return code != 0 }, "the health endpoint")
@@ -285,7 +286,7 @@ func TestNotReadyWithoutAnyWayToKnowTheSeedImage(t *testing.T) {
 	healthAddr := testenv.FreeAddr(t)
 	s := settings
 	s.SeedImage = ""
-	addr, _ := startManager(t, certDir, s, webhook.ServerOptions{HealthProbeBindAddress: healthAddr})
+	addr, _ := startManager(t, certDir, s, app.ServerOptions{HealthProbeBindAddress: healthAddr})
 	waitFor(t, func() bool { code, _ := readyz(healthAddr); return code != 0 }, "the health endpoint")
 	waitFor(t, func() bool { return servedCN(addr) == "noself" }, "the webhook")
 	time.Sleep(300 * time.Millisecond)

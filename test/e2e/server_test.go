@@ -27,7 +27,9 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -189,7 +191,7 @@ func servedCN(addr string) string {
 // (s and o set anything else). It returns the webhook's address and a stop that
 // cancels the manager and returns what Start returned; the test's cleanup
 // stops it too.
-func startManager(t *testing.T, dir string, s webhook.Settings, o webhook.ServerOptions) (string, func() error) {
+func startManager(t *testing.T, dir string, s injection.Settings, o app.ServerOptions) (string, func() error) {
 	t.Helper()
 	o.Host, o.Port, o.CertDir = "127.0.0.1", testenv.FreePort(t), dir
 	if o.MetricsBindAddress == "" {
@@ -198,7 +200,7 @@ func startManager(t *testing.T, dir string, s webhook.Settings, o webhook.Server
 	if o.HealthProbeBindAddress == "" {
 		o.HealthProbeBindAddress = "0"
 	}
-	mgr, err := webhook.NewManager(env.Config, s, o)
+	mgr, err := app.NewManager(env.Config, s, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +229,7 @@ func startManager(t *testing.T, dir string, s webhook.Settings, o webhook.Server
 func TestServingCertificateReloads(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "first")
-	addr, _ := startManager(t, dir, settings, webhook.ServerOptions{})
+	addr, _ := startManager(t, dir, settings, app.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
 	writeServingCert(t, dir, "renewed")
 	waitFor(t, func() bool { return servedCN(addr) == "renewed" }, "the renewed certificate")
@@ -251,7 +253,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	projectServingCert(t, dir, "first")
-	addr, _ := startManager(t, dir, settings, webhook.ServerOptions{})
+	addr, _ := startManager(t, dir, settings, app.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "first" }, "the first certificate")
 
 	body := testenv.AdmissionReview(t, fixture(t, "flux", "opencode"))
@@ -307,7 +309,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 func TestShutdownFinishesReviewsInFlight(t *testing.T) {
 	dir := t.TempDir()
 	writeServingCert(t, dir, "shutdown")
-	addr, stop := startManager(t, dir, settings, webhook.ServerOptions{})
+	addr, stop := startManager(t, dir, settings, app.ServerOptions{})
 	waitFor(t, func() bool { return servedCN(addr) == "shutdown" }, "the webhook server")
 
 	body := testenv.AdmissionReview(t, fixture(t, "flux", "opencode"))

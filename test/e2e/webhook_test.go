@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/angryninja/opencode-injector/contract"
-	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/angryninja/opencode-injector/injection"
 )
 
 var ctx = context.Background()
@@ -53,7 +53,7 @@ func assertInjected(t *testing.T, d *appsv1.Deployment) {
 	}) {
 		t.Error("no required OPENCODE_SERVER_PASSWORD from the Secret")
 	}
-	again, _, err := webhook.Inject(d, settings)
+	again, _, err := injection.Mutate(d, nil, settings)
 	if err != nil {
 		t.Fatalf("re-injecting the stored object: %v", err)
 	}
@@ -89,7 +89,7 @@ func TestUnlabeledDeploymentIsUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := get(t, d)
-	if webhook.IsInjected(got) || len(got.Spec.Template.Spec.Containers[0].Env) != 2 { // TZ and the fixture's own password
+	if injection.IsInjected(got) || len(got.Spec.Template.Spec.Containers[0].Env) != 2 { // TZ and the fixture's own password
 		t.Errorf("an unlabeled Deployment was changed: %+v", got.Spec.Template.Spec)
 	}
 }
@@ -214,7 +214,7 @@ func TestRemovingLabelUninjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := get(t, d)
-	if webhook.IsInjected(got) || len(got.Spec.Template.Spec.Volumes) != 1 || got.Spec.Template.Spec.Containers[0].WorkingDir != "" {
+	if injection.IsInjected(got) || len(got.Spec.Template.Spec.Volumes) != 1 || got.Spec.Template.Spec.Containers[0].WorkingDir != "" {
 		t.Errorf("not un-injected: %+v", got.Spec.Template.Spec)
 	}
 	if got.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || got.Spec.Strategy.RollingUpdate == nil {

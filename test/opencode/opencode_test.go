@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/gitserver"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/test/opencode"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 const (
@@ -71,18 +72,18 @@ func TestRealOpenCodeInTheInjectedPod(t *testing.T) {
 	t.Cleanup(git.Close)
 
 	// The flux workspace, injected.
-	manifest, err := os.ReadFile("../fixtures/app-template/flux.rendered.yaml")
+	rendered, err := os.ReadFile("../fixtures/app-template/flux.rendered.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := webhook.FirstDeployment(manifest)
+	d, err := manifest.FirstDeployment(rendered)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Annotations[contract.AnnotationRepo] = git.RepoURL("angryninja", "k8s-cluster")
-	s := webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-test")
+	s := injection.DefaultSettings(injection.ImageRepository + ":v0.0.0-test")
 	s.AllowedGitHosts = []string{git.Host}
-	injected, _, err := webhook.Inject(d, s)
+	injected, _, err := injection.Mutate(d, nil, s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 const (
@@ -44,7 +46,7 @@ var (
 	env      *envtest.Environment
 	cfg      *rest.Config
 	admin    client.Client
-	settings = webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-provision")
+	settings = injection.DefaultSettings(injection.ImageRepository + ":v0.0.0-provision")
 )
 
 func TestMain(m *testing.M) {
@@ -119,7 +121,7 @@ type injector struct {
 	stopped  bool
 }
 
-// startInjector runs webhook.NewManager as `serve --leader-elect` does, as
+// startInjector runs app.NewManager as `serve --leader-elect` does, as
 // the injector's ServiceAccount, serving the webhook on port (0: the port
 // the API server calls).
 func startInjector(t *testing.T, identity string, port int) *injector {
@@ -128,7 +130,7 @@ func startInjector(t *testing.T, identity string, port int) *injector {
 	if port == 0 {
 		port = wio.LocalServingPort
 	}
-	mgr, err := webhook.NewManager(asInjector(), settings, webhook.ServerOptions{
+	mgr, err := app.NewManager(asInjector(), settings, app.ServerOptions{
 		Host: wio.LocalServingHost, Port: port, CertDir: wio.LocalServingCertDir,
 		MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 		LeaderElect: true, LeaderElectionNamespace: injectorNamespace, LeaderElectionIdentity: identity,
@@ -174,7 +176,7 @@ func leaseHolder(t *testing.T) string {
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion("coordination.k8s.io/v1")
 	u.SetKind("Lease")
-	if err := admin.Get(ctx, client.ObjectKey{Namespace: injectorNamespace, Name: webhook.LeaderElectionID}, u); err != nil {
+	if err := admin.Get(ctx, client.ObjectKey{Namespace: injectorNamespace, Name: app.LeaderElectionID}, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ""
 		}
@@ -219,7 +221,7 @@ func workspace(t *testing.T, ns, name string, annotations map[string]string) *ap
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := webhook.FirstDeployment(b)
+	d, err := manifest.FirstDeployment(b)
 	if err != nil {
 		t.Fatal(err)
 	}

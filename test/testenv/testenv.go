@@ -27,7 +27,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	"github.com/angryninja/opencode-injector/webhook"
+	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
+	"github.com/angryninja/opencode-injector/injection"
 )
 
 // Root is the repository root: the nearest directory above the working
@@ -128,8 +129,8 @@ type Env struct {
 
 // Start starts kube-apiserver and etcd, installs the CRDs in crdFiles,
 // registers deploy/'s webhook configuration and serves it with
-// webhook.NewManager and settings s.
-func Start(root string, s webhook.Settings, crdFiles ...string) (*Env, error) {
+// app.NewManager and settings s.
+func Start(root string, s injection.Settings, crdFiles ...string) (*Env, error) {
 	assets, err := Assets(root)
 	if err != nil {
 		return nil, err
@@ -156,7 +157,7 @@ func Start(root string, s webhook.Settings, crdFiles ...string) (*Env, error) {
 	}
 	e := &Env{Env: env, Config: restCfg, done: make(chan error, 1)}
 	wio := env.WebhookInstallOptions
-	mgr, err := webhook.NewManager(restCfg, s, webhook.ServerOptions{
+	mgr, err := app.NewManager(restCfg, s, app.ServerOptions{
 		Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
 		MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 	})

@@ -1,9 +1,10 @@
-package webhook
+package injection
 
 import (
 	"slices"
 	"testing"
 
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
@@ -36,9 +37,9 @@ func restrictedViolations(t *testing.T, d *appsv1.Deployment) []string {
 // image's user is not root, and it must own what OpenCode writes).
 func TestInjectionKeepsPodSecurity(t *testing.T) {
 	restricted := 0
-	for name, in := range goldenCases(t) {
+	for name, in := range injectiontest.GoldenCases(t) {
 		t.Run(name, func(t *testing.T) {
-			out, _, err := Inject(in, testSettings())
+			out, _, err := Mutate(in, nil, testSettings())
 			if err != nil || !IsInjected(out) {
 				t.Skip("not injected")
 			}

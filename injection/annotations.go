@@ -1,4 +1,4 @@
-package webhook
+package injection
 
 import (
 	"fmt"
@@ -34,7 +34,7 @@ func (w Workspace) ClonePath() string { return w.Repo.ClonePath() }
 // *contract.AnnotationError.
 func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 	a := d.Annotations
-	w := Workspace{Secret: s.DefaultSecret, Claim: d.Name, SeedMemory: DefaultSeedMemory.DeepCopy()}
+	w := Workspace{Secret: s.DefaultSecret, Claim: contract.ClaimName(a, d.Name), SeedMemory: DefaultSeedMemory.DeepCopy()}
 	var err error
 	if w.Repo, err = contract.ParseRepo(a[contract.AnnotationRepo], s.AllowedGitHosts); err != nil {
 		return w, err

@@ -1,4 +1,4 @@
-package webhook
+package injection
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -121,19 +122,19 @@ func TestParseWorkspaceDenies(t *testing.T) {
 }
 
 func TestNamedContainerMustExist(t *testing.T) {
-	d := readDeployment(t, "../test/fixtures/app-template/flux.rendered.yaml")
+	d := injectiontest.ReadDeployment(t, "../test/fixtures/app-template/flux.rendered.yaml")
 	d.Annotations[contract.AnnotationContainer] = "opencode"
-	_, _, err := Inject(d, testSettings())
+	_, _, err := Mutate(d, nil, testSettings())
 	if err == nil || !strings.Contains(err.Error(), "names no container") || !strings.Contains(err.Error(), "(it has app)") {
 		t.Errorf("got %v", err)
 	}
 }
 
 func TestDeletingDeploymentPasses(t *testing.T) {
-	d := readDeployment(t, "testdata/replicas-2.yaml")
+	d := injectiontest.ReadDeployment(t, "testdata/replicas-2.yaml")
 	now := metav1.Now()
 	d.DeletionTimestamp = &now
-	out, _, err := Inject(d, testSettings())
+	out, _, err := Mutate(d, nil, testSettings())
 	if err != nil || IsInjected(out) {
 		t.Errorf("a Deployment being deleted must pass untouched: %v", err)
 	}

@@ -1,4 +1,6 @@
-package webhook
+// Package manifest reads and writes Kubernetes manifests: one Deployment
+// document, or the first Deployment of a multi-document stream.
+package manifest
 
 import (
 	"bufio"

@@ -1,14 +1,15 @@
-package webhook
+package injection
 
 import (
 	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -18,43 +19,6 @@ var update = flag.Bool("update", false, "rewrite the golden .injected.yaml files
 
 // testSettings are the flag defaults with a fixed seed image.
 func testSettings() Settings { return DefaultSettings(ImageRepository + ":v0.0.0-test") }
-
-// goldenCases maps each case name to its input: the Deployment of every
-// testdata/<case>.yaml and of the rendered app-template fixtures.
-func goldenCases(t *testing.T) map[string]*appsv1.Deployment {
-	t.Helper()
-	cases := map[string]*appsv1.Deployment{}
-	inputs, _ := filepath.Glob("testdata/*.yaml")
-	fixtures, _ := filepath.Glob("../test/fixtures/app-template/*.rendered.yaml")
-	for _, f := range append(inputs, fixtures...) {
-		if strings.HasSuffix(f, ".injected.yaml") {
-			continue
-		}
-		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".yaml"), ".rendered")
-		if strings.Contains(f, "fixtures") {
-			name = "app-template-" + name
-		}
-		cases[name] = readDeployment(t, f)
-	}
-	if len(cases) < 14 {
-		t.Fatalf("found only %d golden cases", len(cases))
-	}
-	return cases
-}
-
-// readDeployment returns the Deployment document of a file.
-func readDeployment(t testing.TB, file string) *appsv1.Deployment {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := FirstDeployment(b)
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return d
-}
 
 // render is the golden form: warnings or the denial as comments, then YAML.
 func render(t *testing.T, out *appsv1.Deployment, warnings []string, err error) []byte {
@@ -67,7 +31,7 @@ func render(t *testing.T, out *appsv1.Deployment, warnings []string, err error) 
 		b.WriteString("# denied: " + err.Error() + "\n")
 		return b.Bytes()
 	}
-	y, encErr := EncodeYAML(out)
+	y, encErr := manifest.EncodeYAML(out)
 	if encErr != nil {
 		t.Fatal(encErr)
 	}
@@ -76,9 +40,9 @@ func render(t *testing.T, out *appsv1.Deployment, warnings []string, err error) 
 }
 
 func TestGolden(t *testing.T) {
-	for name, in := range goldenCases(t) {
+	for name, in := range injectiontest.GoldenCases(t) {
 		t.Run(name, func(t *testing.T) {
-			out, warnings, err := Inject(in, testSettings())
+			out, warnings, err := Mutate(in, nil, testSettings())
 			got := render(t, out, warnings, err)
 			golden := filepath.Join("testdata", name+".injected.yaml")
 			if *update {
@@ -100,18 +64,18 @@ func TestGolden(t *testing.T) {
 // TestInjectTwiceChangesNothing: the injected output injected again is the
 // same object, byte for byte, which is what keeps Flux from rolling pods.
 func TestInjectTwiceChangesNothing(t *testing.T) {
-	for name, in := range goldenCases(t) {
+	for name, in := range injectiontest.GoldenCases(t) {
 		t.Run(name, func(t *testing.T) {
-			once, _, err := Inject(in, testSettings())
+			once, _, err := Mutate(in, nil, testSettings())
 			if err != nil {
 				t.Skipf("denied case: %v", err)
 			}
-			twice, _, err := Inject(once, testSettings())
+			twice, _, err := Mutate(once, nil, testSettings())
 			if err != nil {
 				t.Fatalf("second injection denied: %v", err)
 			}
-			a, _ := EncodeYAML(once)
-			b, _ := EncodeYAML(twice)
+			a, _ := manifest.EncodeYAML(once)
+			b, _ := manifest.EncodeYAML(twice)
 			if diff := cmp.Diff(string(a), string(b)); diff != "" {
 				t.Errorf("second injection changed the object:\n%s", diff)
 			}
@@ -122,25 +86,25 @@ func TestInjectTwiceChangesNothing(t *testing.T) {
 // TestRemovingLabelRestoresOriginal: un-injection gives back exactly what
 // the user wrote.
 func TestRemovingLabelRestoresOriginal(t *testing.T) {
-	for name, in := range goldenCases(t) {
+	for name, in := range injectiontest.GoldenCases(t) {
 		t.Run(name, func(t *testing.T) {
 			if IsInjected(in) {
 				t.Skip("the input is injected already: its original is not known")
 			}
-			out, _, err := Inject(in, testSettings())
+			out, _, err := Mutate(in, nil, testSettings())
 			if err != nil || !IsInjected(out) {
 				t.Skip("not injected")
 			}
 			delete(out.Labels, contract.LabelInject)
-			restored, _, err := Inject(out, testSettings())
+			restored, _, err := Mutate(out, nil, testSettings())
 			if err != nil {
 				t.Fatalf("un-injection denied: %v", err)
 			}
 			want := in.DeepCopy()
 			delete(want.Labels, contract.LabelInject)
 			if !equality.Semantic.DeepEqual(want, restored) {
-				a, _ := EncodeYAML(want)
-				b, _ := EncodeYAML(restored)
+				a, _ := manifest.EncodeYAML(want)
+				b, _ := manifest.EncodeYAML(restored)
 				t.Errorf("not restored (-original +restored):\n%s", cmp.Diff(string(a), string(b)))
 			}
 		})
@@ -148,9 +112,9 @@ func TestRemovingLabelRestoresOriginal(t *testing.T) {
 }
 
 func TestInjectDoesNotModifyInput(t *testing.T) {
-	in := readDeployment(t, "testdata/env-collision.yaml")
+	in := injectiontest.ReadDeployment(t, "testdata/env-collision.yaml")
 	before := in.DeepCopy()
-	if _, _, err := Inject(in, testSettings()); err != nil {
+	if _, _, err := Mutate(in, nil, testSettings()); err != nil {
 		t.Fatal(err)
 	}
 	if !equality.Semantic.DeepEqual(before, in) {

@@ -1,13 +1,11 @@
-package webhook
+package injection
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -15,17 +13,17 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
+	"github.com/angryninja/opencode-injector/manifest"
 )
 
 // These tests follow a workspace through its later life: the user edits
 // the injected object (what a Helm upgrade or kubectl edit sends) and the
 // webhook sees it again, or the label goes.
 
-const fluxFixture = "../test/fixtures/app-template/flux.rendered.yaml"
-
 func mustInject(t *testing.T, d *appsv1.Deployment) (*appsv1.Deployment, []string) {
 	t.Helper()
-	out, warnings, err := Inject(d, testSettings())
+	out, warnings, err := Mutate(d, nil, testSettings())
 	if err != nil {
 		t.Fatalf("denied: %v", err)
 	}
@@ -75,7 +73,7 @@ func decodedRecord(t *testing.T, d *appsv1.Deployment) record {
 // The issue's reproduction: the user raises limits.memory after the first
 // injection; the webhook keeps it, says so once, and un-injection keeps it.
 func TestUserRaisedLimitIsKept(t *testing.T) {
-	once, _ := mustInject(t, readDeployment(t, fluxFixture))
+	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	app(once).Resources.Limits[corev1.ResourceMemory] = resource.MustParse("4Gi")
 
 	twice, warnings := mustInject(t, once)
@@ -107,10 +105,10 @@ func TestUserRaisedLimitIsKept(t *testing.T) {
 // A default the injector's flags change reaches the workspace: the value
 // the injection wrote is still the injector's, not the user's.
 func TestChangedDefaultsReachInjectedWorkspaces(t *testing.T) {
-	once, _ := mustInject(t, readDeployment(t, fluxFixture))
+	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	s := testSettings()
 	s.DefaultLimits[corev1.ResourceMemory] = resource.MustParse("1Gi")
-	again, _, err := Inject(once, s)
+	again, _, err := Mutate(once, nil, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +118,7 @@ func TestChangedDefaultsReachInjectedWorkspaces(t *testing.T) {
 }
 
 func TestUserFSGroupIsKept(t *testing.T) {
-	once, warnings := mustInject(t, readDeployment(t, "testdata/non-root-no-uid.yaml"))
+	once, warnings := mustInject(t, injectiontest.ReadDeployment(t, "testdata/non-root-no-uid.yaml"))
 	if count(warnings, "fsGroup set to") != 1 {
 		t.Fatalf("no fsGroup added: %q", warnings)
 	}
@@ -143,7 +141,7 @@ func TestUserFSGroupIsKept(t *testing.T) {
 // Enforced items are enforced again, and the user's latest value is what
 // un-injection restores.
 func TestUserEditsToEnforcedItems(t *testing.T) {
-	once, _ := mustInject(t, readDeployment(t, fluxFixture))
+	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	clone := app(once).WorkingDir
 	app(once).WorkingDir = "/srv"
 	once.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
@@ -179,7 +177,7 @@ func TestUserEditsToEnforcedItems(t *testing.T) {
 
 func TestWorkingDirInsideCloneIsTheUsers(t *testing.T) {
 	for _, dir := range []string{"/data/workspace/github.com/angryninja/k8s-cluster", "/data/workspace/github.com/angryninja/k8s-cluster/apps/web"} {
-		in := readDeployment(t, fluxFixture)
+		in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 		app(in).WorkingDir = dir
 		once, warnings := mustInject(t, in)
 		if app(once).WorkingDir != dir || count(warnings, "workingDir") != 0 {
@@ -194,7 +192,7 @@ func TestWorkingDirInsideCloneIsTheUsers(t *testing.T) {
 // The examples set the password env themselves, so that no path runs
 // OpenCode unprotected: the webhook stays silent and un-injection keeps it.
 func TestPasswordEnvEqualToOursIsSilentAndKept(t *testing.T) {
-	in := readDeployment(t, fluxFixture)
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 	in.Spec.Template.Spec.Containers[0].Env = append(app(in).Env, secretEnv(contract.EnvPassword, DefaultSecretName, contract.SecretKeyPassword, false))
 	once, warnings := mustInject(t, in)
 	if count(warnings, "env ") != 0 {
@@ -213,7 +211,7 @@ func TestPasswordEnvEqualToOursIsSilentAndKept(t *testing.T) {
 // as it was, also when the request carries no record (server-side apply
 // drops the fields its manager no longer sends).
 func TestOverrideWarnsOnlyWhenItChanges(t *testing.T) {
-	in := readDeployment(t, fluxFixture)
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 	in.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
 	once, warnings := mustInject(t, in)
 	if count(warnings, "spec.strategy") != 1 {
@@ -222,17 +220,17 @@ func TestOverrideWarnsOnlyWhenItChanges(t *testing.T) {
 	if _, warnings = mustInject(t, once); count(warnings, "spec.strategy") != 0 {
 		t.Errorf("strategy warning repeated on re-injection: %q", warnings)
 	}
-	_, warnings, err := InjectUpdate(in, &once.ObjectMeta, testSettings())
+	_, warnings, err := Mutate(in, &once.ObjectMeta, testSettings())
 	if err != nil || count(warnings, "spec.strategy") != 0 {
 		t.Errorf("strategy warning repeated on an update that sends the chart's object again: %q, %v", warnings, err)
 	}
 }
 
 func TestRepoChangeClonesBeside(t *testing.T) {
-	once, _ := mustInject(t, readDeployment(t, fluxFixture))
+	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	changed := once.DeepCopy()
 	changed.Annotations[contract.AnnotationRepo] = "bob/k8s-cluster"
-	out, warnings, err := InjectUpdate(changed, &once.ObjectMeta, testSettings())
+	out, warnings, err := Mutate(changed, &once.ObjectMeta, testSettings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,14 +253,14 @@ func TestReservedNamesAreDenied(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			in := readDeployment(t, fluxFixture)
+			in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 			edit(in)
-			if _, _, err := Inject(in, testSettings()); err == nil || !strings.Contains(err.Error(), "reserved") && !strings.Contains(err.Error(), "owns") {
+			if _, _, err := Mutate(in, nil, testSettings()); err == nil || !strings.Contains(err.Error(), "reserved") && !strings.Contains(err.Error(), "owns") {
 				t.Errorf("CREATE: want a denial, got %v", err)
 			}
-			injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+			injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 			edit(injected)
-			if _, _, err := Inject(injected, testSettings()); err == nil {
+			if _, _, err := Mutate(injected, nil, testSettings()); err == nil {
 				t.Error("UPDATE of an injected workspace: want a denial, got none")
 			}
 		})
@@ -282,10 +280,10 @@ func TestRecordThatContradictsTheObject(t *testing.T) {
 		"deleted": func(d *appsv1.Deployment) { delete(d.Annotations, contract.AnnotationInjected) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+			injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 			edit(injected)
 			delete(injected.Labels, contract.LabelInject)
-			out, warnings, err := Inject(injected, testSettings())
+			out, warnings, err := Mutate(injected, nil, testSettings())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,12 +310,12 @@ func TestRecordThatContradictsTheObject(t *testing.T) {
 // Objects injected under contract v1 (clone at /data/workspace/<name>)
 // still un-inject, and re-inject under v2.
 func TestV1RecordStillUninjects(t *testing.T) {
-	v1 := readDeployment(t, "testdata/already-injected.yaml")
+	v1 := injectiontest.ReadDeployment(t, "testdata/already-injected.yaml")
 	if !strings.Contains(v1.Annotations[contract.AnnotationInjected], `"version":"v1"`) {
 		t.Fatal("the testdata is not a v1 object")
 	}
 	restored := uninject(t, v1)
-	want := readDeployment(t, fluxFixture)
+	want := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 	delete(want.Labels, contract.LabelInject)
 	app(want).Image = app(v1).Image // the testdata was upgraded to a new tag
 	// The v1 testdata predates the fixture's own password env (the examples
@@ -330,8 +328,8 @@ func TestV1RecordStillUninjects(t *testing.T) {
 	}
 	app(want).Env = env
 	if !equality.Semantic.DeepEqual(app(want), app(restored)) || !equality.Semantic.DeepEqual(want.Spec.Strategy, restored.Spec.Strategy) {
-		a, _ := EncodeYAML(want)
-		b, _ := EncodeYAML(restored)
+		a, _ := manifest.EncodeYAML(want)
+		b, _ := manifest.EncodeYAML(restored)
 		t.Errorf("v1 un-injection:\nwant %s\ngot  %s", a, b)
 	}
 	again, _ := mustInject(t, v1)
@@ -350,7 +348,7 @@ func TestRecordMustMatchTheSeedAndVolume(t *testing.T) {
 		"hosts":  {`"hosts":["github.com"]`, `"hosts":["example.com"]`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+			injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 			raw := injected.Annotations[contract.AnnotationInjected]
 			if !strings.Contains(raw, edit[0]) {
 				t.Fatalf("record %s lacks %s", raw, edit[0])
@@ -360,7 +358,7 @@ func TestRecordMustMatchTheSeedAndVolume(t *testing.T) {
 				t.Fatal("a record that contradicts the seed is trusted")
 			}
 			delete(injected.Labels, contract.LabelInject)
-			out, warnings, err := Inject(injected, testSettings())
+			out, warnings, err := Mutate(injected, nil, testSettings())
 			if err != nil || count(warnings, contract.AnnotationInjected) != 1 {
 				t.Fatalf("want a warning about the record: %q, %v", warnings, err)
 			}
@@ -376,17 +374,17 @@ func TestRecordMustMatchTheSeedAndVolume(t *testing.T) {
 // Leftovers of an injection whose record and seed were deleted by hand
 // still go when the label is removed.
 func TestUninjectionRemovesLeftovers(t *testing.T) {
-	injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+	injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	delete(injected.Annotations, contract.AnnotationInjected)
 	injected.Spec.Template.Spec.InitContainers = nil
 	stored := injected.ObjectMeta.DeepCopy()
 	delete(injected.Labels, contract.LabelInject)
-	out, warnings, err := InjectUpdate(injected, stored, testSettings())
+	out, warnings, err := Mutate(injected, stored, testSettings())
 	if err != nil || count(warnings, "without its record") != 1 {
 		t.Fatalf("want a warning about the leftovers: %q, %v", warnings, err)
 	}
 	if hasOurItems(out) || slices.ContainsFunc(app(out).Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) }) {
-		a, _ := EncodeYAML(out)
+		a, _ := manifest.EncodeYAML(out)
 		t.Errorf("leftovers stay:\n%s", a)
 	}
 }
@@ -394,7 +392,7 @@ func TestUninjectionRemovesLeftovers(t *testing.T) {
 // A way out is never blocked and leaves a valid pod template: a mount of
 // our volumes in another container goes with the volume.
 func TestUninjectionRemovesEveryMountOfOurVolumes(t *testing.T) {
-	injected, _ := mustInject(t, readDeployment(t, fluxFixture))
+	injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	ps := &injected.Spec.Template.Spec
 	ps.Containers = append(ps.Containers, corev1.Container{Name: "sidecar", Image: "busybox:1",
 		VolumeMounts: []corev1.VolumeMount{{Name: contract.DataVolumeName, MountPath: "/ws"}}})
@@ -408,38 +406,12 @@ func TestUninjectionRemovesEveryMountOfOurVolumes(t *testing.T) {
 	}
 }
 
-// Advice about the user's settings does not repeat on every reconcile.
-func TestNoOpUpdateIsQuiet(t *testing.T) {
-	h := newHandler(t)
-	for _, name := range []string{"env-collision", "non-root-no-uid", "unknown-key", "rolling-update", "seed-memory-clamped"} {
-		t.Run(name, func(t *testing.T) {
-			in := readDeployment(t, "testdata/"+name+".yaml")
-			first, warnings := mustInject(t, in)
-			if len(warnings) == 0 {
-				t.Fatal("the case gives no warning at all")
-			}
-			stored := mustJSON(t, first)
-			resp := h.Handle(context.Background(), request(admissionv1.Update, stored, stored))
-			if len(resp.Warnings) != 0 || len(resp.Patches) != 0 {
-				t.Errorf("a no-op update warns %q or patches %v", resp.Warnings, resp.Patches)
-			}
-			// Server-side apply drops the fields its manager stopped sending:
-			// the request is the chart's object again, the stored one injected.
-			resp = h.Handle(context.Background(), request(admissionv1.Update, mustJSON(t, in), stored))
-			if len(resp.Warnings) != 0 {
-				t.Errorf("a re-sent chart object warns again: %q", resp.Warnings)
-			}
-			assertEqual(t, "the re-sent chart object", first, decode(t, applyResponse(t, mustJSON(t, in), resp)))
-		})
-	}
-}
-
 func TestUpdateWarnings(t *testing.T) {
-	once, _ := mustInject(t, readDeployment(t, fluxFixture))
+	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	for key, value := range map[string]string{contract.AnnotationBranch: "release", contract.AnnotationClaim: "other-claim"} {
 		changed := once.DeepCopy()
 		changed.Annotations[key] = value
-		_, warnings, err := InjectUpdate(changed, &once.ObjectMeta, testSettings())
+		_, warnings, err := Mutate(changed, &once.ObjectMeta, testSettings())
 		if err != nil || count(warnings, "annotation "+key+" changed") != 1 {
 			t.Errorf("%s: want one warning that it changed: %q, %v", key, warnings, err)
 		}

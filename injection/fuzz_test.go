@@ -1,13 +1,11 @@
-package webhook
+package injection
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sort"
 	"testing"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -15,13 +13,14 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 )
 
 // FuzzInject checks the update semantics as properties, from every golden
 // case and fixture, over random user edits to the injected object: injecting
 // twice equals once; un-injecting gives the original back; a user's default
 // stays; an enforced item is enforced again and un-injection restores the
-// user's latest value; the handler's patch on the raw object yields Inject's
+// user's latest value; MutateJSON's patch on the raw object yields Mutate's
 // output; nothing panics. `make test` runs the seed corpus, `make fuzz`
 // explores.
 func FuzzInject(f *testing.F) {
@@ -31,10 +30,9 @@ func FuzzInject(f *testing.F) {
 		f.Add(uint8(i), []byte{0, 3, 2, 7, 3, 1, 5, 2, 7, 0})
 		f.Add(uint8(i), []byte{4, 1, 6, 2, 8, 3, 9, 4, 10, 1, 11, 0, 1, 9})
 	}
-	h := newHandler(f)
 	f.Fuzz(func(t *testing.T, pick uint8, edits []byte) {
 		in := cases[int(pick)%len(cases)]
-		once, _, err := Inject(in, testSettings())
+		once, _, err := Mutate(in, nil, testSettings())
 		if err != nil {
 			return // denied: nothing was injected
 		}
@@ -45,12 +43,12 @@ func FuzzInject(f *testing.F) {
 		want := in.DeepCopy()
 		delete(want.Labels, contract.LabelInject)
 		if !IsInjected(in) {
-			assertEqual(t, "un-injection of a fresh injection", want, uninject(t, once))
+			injectiontest.AssertEqual(t, "un-injection of a fresh injection", want, uninject(t, once))
 		}
 
 		edited := once.DeepCopy()
 		expect := applyEdits(edited, edits)
-		again, _, err := Inject(edited, testSettings())
+		again, _, err := Mutate(edited, nil, testSettings())
 		if err != nil {
 			t.Fatalf("an edited workspace was denied: %v", err)
 		}
@@ -58,18 +56,21 @@ func FuzzInject(f *testing.F) {
 		expect.check(t, "after re-injection", again, true)
 		expect.check(t, "after un-injection", uninject(t, again), false)
 
-		raw := mustJSON(t, edited)
-		resp := h.Handle(context.Background(), request(admissionv1.Update, raw, mustJSON(t, once)))
-		if !resp.Allowed {
-			t.Fatalf("handler denied: %s", resp.Result.Message)
+		raw := injectiontest.MustJSON(t, edited)
+		m, err := MutateJSON(raw, &once.ObjectMeta, testSettings())
+		if err != nil {
+			t.Fatal(err)
 		}
-		assertEqual(t, "the handler's patch", again, decode(t, applyResponse(t, raw, resp)))
+		if m.Denied != nil {
+			t.Fatalf("denied: %v", m.Denied)
+		}
+		injectiontest.AssertEqual(t, "the patch", again, injectiontest.Decode(t, injectiontest.ApplyPatch(t, raw, m.Patch)))
 	})
 }
 
 // fuzzCases are the golden inputs and fixtures, in name order.
 func fuzzCases(f *testing.F) []*appsv1.Deployment {
-	byName := goldenCases(&testing.T{})
+	byName := injectiontest.GoldenCases(&testing.T{})
 	names := make([]string, 0, len(byName))
 	for n := range byName {
 		names = append(names, n)
@@ -87,20 +88,11 @@ func fuzzCases(f *testing.F) []*appsv1.Deployment {
 
 func assertIdempotent(t *testing.T, d *appsv1.Deployment) {
 	t.Helper()
-	twice, _, err := Inject(d, testSettings())
+	twice, _, err := Mutate(d, nil, testSettings())
 	if err != nil {
 		t.Fatalf("re-injection denied: %v", err)
 	}
-	assertEqual(t, "injecting twice", d, twice)
-}
-
-func assertEqual(t *testing.T, what string, want, got *appsv1.Deployment) {
-	t.Helper()
-	if !equality.Semantic.DeepEqual(want, got) {
-		a, _ := EncodeYAML(want)
-		b, _ := EncodeYAML(got)
-		t.Fatalf("%s differs:\nwant %s\ngot  %s", what, a, b)
-	}
+	injectiontest.AssertEqual(t, "injecting twice", d, twice)
 }
 
 // expectation is what the user's edits must leave: for each edited item,

@@ -1,4 +1,4 @@
-package webhook
+package injection
 
 import (
 	"errors"
@@ -15,26 +15,24 @@ import (
 	"github.com/angryninja/opencode-injector/contract"
 )
 
-// ErrNoSeedImage is Inject's answer to a Deployment it would inject while
+// ErrNoSeedImage is Mutate's answer to a Deployment it would inject while
 // Settings.SeedImage is empty: it never injects an image that is not there.
 // Removing an injection needs no seed image.
 var ErrNoSeedImage = errors.New("no seed image is set")
 
-// Inject is the whole mutation, a pure function: it returns a copy of in
-// with the workspace injected (or stripped, when the label is gone), the
-// warnings for the user, and an error that denies the request. An injected
-// Deployment is first stripped back to what the user wrote, then injected
-// again, so the same input always gives the same output and injecting twice
-// changes nothing.
-func Inject(in *appsv1.Deployment, s Settings) (*appsv1.Deployment, []string, error) {
-	return InjectUpdate(in, nil, s)
-}
-
-// InjectUpdate is Inject for an UPDATE, given the stored object's metadata:
-// its status annotation, written by this webhook, is what the user already
+// Mutate is the whole mutation, a pure function: it returns a copy of in
+// with the workspace injected when in carries the opt-in label, or with an
+// earlier injection removed when the label is gone; the warnings for the
+// user; and an error that denies the request. An injected Deployment is
+// first stripped back to what the user wrote, then injected again, so the
+// same input always gives the same output and injecting twice changes
+// nothing.
+//
+// old is the stored object's metadata on an UPDATE (nil otherwise): its
+// status annotation, written by this webhook, is what the user already
 // knows, so only what changes since is warned about, and a changed repo or
 // branch is explained.
-func InjectUpdate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*appsv1.Deployment, []string, error) {
+func Mutate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*appsv1.Deployment, []string, error) {
 	if in.DeletionTimestamp != nil {
 		return in.DeepCopy(), nil, nil // a way out is never blocked
 	}
@@ -303,17 +301,10 @@ func updateWarnings(old *metav1.ObjectMeta, cur *appsv1.Deployment, base *record
 		warnings = append(warnings, "the clone moves: the old clone stays on the claim at "+base.Clone+"; the repo is cloned beside it at "+rec.Clone+
 			" (annotation "+contract.AnnotationRepo+" changed, or the workspace was injected by an older injector); move unpushed work from the old clone")
 	}
-	if o, c := claimName(old.Annotations, old.Name), claimName(cur.Annotations, cur.Name); o != c {
+	if o, c := contract.ClaimName(old.Annotations, old.Name), contract.ClaimName(cur.Annotations, cur.Name); o != c {
 		warnings = append(warnings, "annotation "+contract.AnnotationClaim+" changed: the workspace now uses claim "+c+"; the data on claim "+o+" stays there")
 	}
 	return warnings
-}
-
-func claimName(annotations map[string]string, deployment string) string {
-	if c, ok := annotations[contract.AnnotationClaim]; ok {
-		return c
-	}
-	return deployment
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,0 +1,70 @@
+package injection
+
+import (
+	"errors"
+
+	"gomodules.xyz/jsonpatch/v2"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+)
+
+// Mutation is MutateJSON's answer for one Deployment.
+type Mutation struct {
+	// Deployment is the request's object as decoded.
+	Deployment *appsv1.Deployment
+	// Mutated is Mutate's output; nil when Denied.
+	Mutated  *appsv1.Deployment
+	Warnings []string
+	// Denied is why the Deployment is refused (ErrNoSeedImage when no seed
+	// image is known yet); there is no patch then.
+	Denied error
+	// Patch turns the request's bytes into Mutated, touching only what the
+	// injection changed, so fields these API types do not know stay; empty
+	// when nothing changes.
+	Patch []jsonpatch.Operation
+}
+
+// DecodeError is a request object that is not a Deployment's JSON.
+type DecodeError struct{ Err error }
+
+func (e *DecodeError) Error() string { return e.Err.Error() }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// deployments decodes a Deployment the way the API server's admission
+// decoder does (case-sensitive JSON, or YAML).
+var deployments = func() runtime.Decoder {
+	scheme := runtime.NewScheme()
+	if err := appsv1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	return serializer.NewCodecFactory(scheme).UniversalDeserializer()
+}()
+
+// MutateJSON is Mutate on a Deployment's JSON, as an admission request
+// carries it and as the offline inject command reads it: the webhook and
+// the command answer the same bytes the same way. old is the stored
+// object's metadata on an UPDATE, else nil. The error is a *DecodeError for
+// bytes that are not a Deployment, or a failure to build the patch; a
+// refusal is Mutation.Denied.
+func MutateJSON(raw []byte, old *metav1.ObjectMeta, s Settings) (*Mutation, error) {
+	if len(raw) == 0 {
+		return nil, &DecodeError{errors.New("there is no content to decode")}
+	}
+	var in appsv1.Deployment
+	if err := runtime.DecodeInto(deployments, raw, &in); err != nil {
+		return nil, &DecodeError{err}
+	}
+	m := &Mutation{Deployment: &in}
+	m.Mutated, m.Warnings, m.Denied = Mutate(&in, old, s)
+	if m.Denied != nil {
+		return m, nil
+	}
+	ops, err := createPatch(raw, &in, m.Mutated)
+	if err != nil {
+		return nil, err // it names what could not be decoded
+	}
+	m.Patch = ops
+	return m, nil
+}
