@@ -1,0 +1,82 @@
+// Package imports checks the layout's import rules with the go command's
+// own view of the packages (go list -deps -json).
+package imports
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/angryninja/opencode-injector"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+// list is every package of the module (tests left out) and its imports.
+func list(t *testing.T) map[string]pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	pkgs := map[string]pkg{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			return pkgs
+		} else if err != nil {
+			t.Fatalf("decode go list: %v", err)
+		}
+		pkgs[p.ImportPath] = p
+	}
+}
+
+func TestImportRules(t *testing.T) {
+	pkgs := list(t)
+	injection, ok := pkgs[module+"/injection"]
+	if !ok {
+		t.Fatal("no injection package")
+	}
+	// The pure injection: no client, no controller-runtime, at any depth;
+	// no HTTP of its own (the API types pull net/http in transitively).
+	for _, d := range injection.Deps {
+		if strings.HasPrefix(d, "sigs.k8s.io/controller-runtime") || strings.HasPrefix(d, "k8s.io/client-go") {
+			t.Errorf("injection depends on %s", d)
+		}
+	}
+	if slices.Contains(injection.Imports, "net/http") {
+		t.Error("injection imports net/http")
+	}
+	// The seed shares only the contract with the rest of the module.
+	for path, p := range pkgs {
+		if path != module+"/seed" && !strings.HasPrefix(path, module+"/seed/") {
+			continue
+		}
+		for _, d := range p.Deps {
+			if strings.HasPrefix(d, module+"/") && d != module+"/contract" {
+				t.Errorf("%s depends on %s", path, d)
+			}
+		}
+	}
+	// The process wiring sits on top: only the command, hack/ and the
+	// tests build on it.
+	app := module + "/cmd/opencode-injector/app"
+	for path, p := range pkgs {
+		if path == module+"/cmd/opencode-injector" || strings.HasPrefix(path, module+"/hack/") || strings.HasPrefix(path, module+"/test/") {
+			continue
+		}
+		if slices.Contains(p.Deps, app) {
+			t.Errorf("%s depends on the process wiring %s", path, app)
+		}
+	}
+}
