@@ -31,7 +31,7 @@ test: lint
 # (the seed corpus already runs in `make test`).
 FUZZTIME ?= 10m
 fuzz:
-	$(GO) test ./webhook -run '^$$' -fuzz '^FuzzInject$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./injection -run '^$$' -fuzz '^FuzzInject$$' -fuzztime $(FUZZTIME)
 
 # Starts a control plane, registers the webhook from deploy/ and shows a
 # workspace being injected; `make demo-keep` leaves it running for kubectl.
@@ -48,7 +48,7 @@ demo-keep:
 # the server over TLS vs a decode-and-allow server, and Deployment creates on
 # a real API server with no webhook, a minimal one and ours (test/bench).
 bench:
-	$(GO) test -run '^$$' -bench 'Inject|Handle' -benchmem -count=1 ./webhook
+	$(GO) test -run '^$$' -bench 'Inject|Handle' -benchmem -count=1 ./injection ./webhook
 	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./test/bench
 	$(GO) test -run '^$$' -bench FirstClone -benchtime 3x -count=1 ./seed
 	$(GO) test -run '^$$' -bench Restart -benchtime 20x -count=1 ./seed

@@ -118,6 +118,6 @@ func TestInjectDoesNotModifyInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !equality.Semantic.DeepEqual(before, in) {
-		t.Error("Inject modified its input")
+		t.Error("Mutate modified its input")
 	}
 }

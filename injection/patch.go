@@ -12,11 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 )
 
-// injectedFields are all the fields Inject may change, with their JSON
+// injectedFields are all the fields Mutate may change, with their JSON
 // pointers; the rest of the object is never looked at, let alone patched.
 // The handler tests and FuzzInject check that the patch applied to the
-// request gives Inject's output, for every golden case and random edits: a
-// field Inject starts to change without being listed here fails them.
+// request gives Mutate's output, for every golden case and random edits: a
+// field Mutate starts to change without being listed here fails them.
 var injectedFields = []struct {
 	path string
 	get  func(*appsv1.Deployment) any

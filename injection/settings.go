@@ -64,7 +64,7 @@ func (s *Settings) AddFlags(fs *flag.FlagSet) {
 
 // Validate reports settings no injection could succeed with.
 // An empty SeedImage is valid: serve then follows its own Pod's image, and
-// Inject refuses (ErrNoSeedImage) to inject a Deployment without one.
+// Mutate refuses (ErrNoSeedImage) to inject a Deployment without one.
 func (s Settings) Validate() error {
 	if len(s.AllowedGitHosts) == 0 {
 		return fmt.Errorf("--allowed-git-hosts must name at least one host")

@@ -95,7 +95,7 @@ func TestHandlePatchYieldsInjectedObject(t *testing.T) {
 			if !equality.Semantic.DeepEqual(want, got) {
 				a, _ := manifest.EncodeYAML(want)
 				b, _ := manifest.EncodeYAML(got)
-				t.Errorf("patched request differs from Inject's output:\nwant %s\ngot  %s", a, b)
+				t.Errorf("patched request differs from Mutate's output:\nwant %s\ngot  %s", a, b)
 			}
 			if strings.Join(resp.Warnings, "\n") != strings.Join(warnings, "\n") {
 				t.Errorf("warnings %q, want %q", resp.Warnings, warnings)

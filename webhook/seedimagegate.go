@@ -52,7 +52,7 @@ func (g *SeedImageGate) Handle(ctx context.Context, req admission.Request) admis
 	if h := g.h.Load(); h != nil {
 		return h.Handle(ctx, req)
 	}
-	// Inject refuses only what would need the seed image; say why it is
+	// The injection refuses only what would need the seed image; say why it is
 	// not known.
 	resp := g.wayOut.Handle(ctx, req)
 	if resp.Result != nil && resp.Result.Code == http.StatusServiceUnavailable {
