@@ -166,3 +166,20 @@ func TestReleasedImage(t *testing.T) {
 		}
 	}
 }
+
+// A field these API types do not know (a newer cluster's) comes out of
+// inject as the webhook's patch leaves it: kept.
+func TestInjectKeepsUnknownFields(t *testing.T) {
+	in, err := os.ReadFile(fluxFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withUnknown := strings.Replace(string(in), "      enableServiceLinks: false\n", "      enableServiceLinks: false\n      futurePodField: kept\n", 1)
+	out, stderr, code := runInject(t, []byte(withUnknown), "-f", "-", "--seed-image", "example.com/seed:1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "futurePodField: kept") || !strings.Contains(out, "name: opencode-seed") {
+		t.Errorf("the unknown field was dropped or nothing was injected:\n%s", out)
+	}
+}
