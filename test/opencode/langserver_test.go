@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -84,7 +85,7 @@ func TestYAMLLanguageServer(t *testing.T) {
 	serverBusy := opencode.SamplePeak(srv.Cmd.Process.Pid, cgroup, 50*time.Millisecond)
 	var lsp []opencode.Process
 	var debugPeak opencode.Peak
-	diagnose := func(file string) []diagnostic {
+	diagnose := func(t *testing.T, file string) []diagnostic {
 		t.Helper()
 		answer, peak, procs := debugLSP(t, pod, app, bin, extra, wrap, "diagnostics", filepath.Join(worktree, file))
 		debugPeak.Tree = max(debugPeak.Tree, peak.Tree)
@@ -101,7 +102,7 @@ func TestYAMLLanguageServer(t *testing.T) {
 	}
 
 	t.Run("the tree as it is", func(t *testing.T) {
-		if got := diagnose(helmRelease); len(got) != 0 {
+		if got := diagnose(t, helmRelease); len(got) != 0 {
 			t.Errorf("diagnostics for the repository's own %s: %+v; want none", helmRelease, got)
 		}
 	})
@@ -116,7 +117,7 @@ func TestYAMLLanguageServer(t *testing.T) {
 		if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got := diagnose(helmRelease)
+		got := diagnose(t, helmRelease)
 		t.Logf("the language server's answer for %s: %+v", helmRelease, got)
 		found := false
 		for _, d := range got {
@@ -182,9 +183,9 @@ func yamlServerDir(t *testing.T) string {
 	return dir
 }
 
-// injectedFluxPod is the flux workspace fixture as the webhook injects it,
-// with its claim and its Secret's password on the host.
-func injectedFluxPod(t *testing.T) (*kubelet.Pod, corev1.Container) {
+// fluxDeployment is the flux workspace's Deployment, as the real chart
+// renders it.
+func fluxDeployment(t *testing.T) *appsv1.Deployment {
 	t.Helper()
 	manifest, err := os.ReadFile("../fixtures/app-template/flux.rendered.yaml")
 	if err != nil {
@@ -194,7 +195,14 @@ func injectedFluxPod(t *testing.T) (*kubelet.Pod, corev1.Container) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	injected, _, err := webhook.Inject(d, webhook.DefaultSettings(webhook.ImageRepository+":v0.0.0-test"))
+	return d
+}
+
+// injectedFluxPod is the flux workspace fixture as the webhook injects it,
+// with its claim and its Secret's password on the host.
+func injectedFluxPod(t *testing.T) (*kubelet.Pod, corev1.Container) {
+	t.Helper()
+	injected, _, err := webhook.Inject(fluxDeployment(t), webhook.DefaultSettings(webhook.ImageRepository+":v0.0.0-test"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,14 +71,7 @@ func TestRealOpenCodeInTheInjectedPod(t *testing.T) {
 	t.Cleanup(git.Close)
 
 	// The flux workspace, injected.
-	manifest, err := os.ReadFile("../fixtures/app-template/flux.rendered.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := webhook.FirstDeployment(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fluxDeployment(t)
 	d.Annotations[contract.AnnotationRepo] = git.RepoURL("angryninja", "k8s-cluster")
 	s := webhook.DefaultSettings(webhook.ImageRepository + ":v0.0.0-test")
 	s.AllowedGitHosts = []string{git.Host}
