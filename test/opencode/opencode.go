@@ -49,12 +49,15 @@ var Offline = map[string]string{
 // CacheDir is where the npm package is installed:
 // ~/.cache/opencode-injector/opencode/<version>, beside the envtest
 // binaries.
-func CacheDir() (string, error) {
+func CacheDir() (string, error) { return packageDir("opencode", Version) }
+
+// packageDir is the test cache's directory for one version of a package.
+func packageDir(name, version string) (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(base, "opencode-injector", "opencode", Version), nil
+	return filepath.Join(base, "opencode-injector", name, version), nil
 }
 
 // platformPackage is the npm package opencode-ai takes its binary from on
@@ -92,43 +95,10 @@ func Binary(log io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "node_modules", pkg, "bin", "opencode")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	npm, err := exec.LookPath("npm")
+	bin, err := cachedPackage(log, "opencode-ai", Version, dir, filepath.Join("node_modules", pkg, "bin", "opencode"))
 	if err != nil {
-		return "", fmt.Errorf("installing opencode-ai@%s needs npm (or set %s to an opencode binary): %w", Version, BinaryEnv, err)
+		return "", fmt.Errorf("%w (or set %s to an opencode binary)", err, BinaryEnv)
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".install-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	fmt.Fprintf(log, "opencode: installing opencode-ai@%s (%s) from the npm registry into %s, once\n", Version, pkg, dir)
-	// --ignore-scripts: the package's postinstall only links the platform
-	// binary, which is used from its own package here.
-	cmd := exec.Command(npm, "install", "--prefix", tmp, "--no-save", "--no-audit", "--no-fund",
-		"--ignore-scripts", "--no-package-lock", "opencode-ai@"+Version)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("npm install opencode-ai@%s failed (is the npm registry reachable? or set %s to an opencode binary): %w\n%s",
-			Version, BinaryEnv, err, out.String())
-	}
-	if _, err := os.Stat(filepath.Join(tmp, "node_modules", pkg, "bin", "opencode")); err != nil {
-		return "", fmt.Errorf("npm installed opencode-ai@%s without %s: %w", Version, pkg, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
-		if _, statErr := os.Stat(bin); statErr != nil { // another run may have won the race
-			return "", err
-		}
-	}
-	fmt.Fprintf(log, "opencode: installed in %s\n", time.Since(start).Round(time.Second))
 	return bin, nil
 }
 
@@ -261,29 +231,10 @@ func (s *Server) Request(method, path string, body any, auth bool) (int, []byte,
 // RSS is the resident memory of the server and every process it started,
 // in bytes, from /proc.
 func (s *Server) RSS() (int64, error) {
-	pids := []int{s.Cmd.Process.Pid}
 	var total int64
-	for len(pids) > 0 {
-		pid := pids[0]
-		pids = pids[1:]
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				total += kb << 10
-			}
-		}
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, t := range tasks {
-			children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
-			for _, f := range strings.Fields(string(children)) {
-				if c, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, c)
-				}
-			}
+	for pid := range processTree(s.Cmd.Process.Pid) {
+		if v, ok := statusBytes(pid, "VmRSS"); ok {
+			total += v["VmRSS"]
 		}
 	}
 	if total == 0 {

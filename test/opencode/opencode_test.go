@@ -72,14 +72,7 @@ func TestRealOpenCodeInTheInjectedPod(t *testing.T) {
 	t.Cleanup(git.Close)
 
 	// The flux workspace, injected.
-	rendered, err := os.ReadFile("../fixtures/app-template/flux.rendered.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := manifest.FirstDeployment(rendered)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fluxDeployment(t)
 	d.Annotations[contract.AnnotationRepo] = git.RepoURL("angryninja", "k8s-cluster")
 	s := injection.DefaultSettings(injection.ImageRepository + ":v0.0.0-test")
 	s.AllowedGitHosts = []string{git.Host}
