@@ -14,11 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/gitserver"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 	"github.com/angryninja/opencode-injector/test/opencode"
-	"github.com/angryninja/opencode-injector/injection"
-	"github.com/angryninja/opencode-injector/manifest"
 )
 
 // helmRelease is the workspace's own HelmRelease in the Flux tree, the file
