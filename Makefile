@@ -58,7 +58,8 @@ bench:
 # OCI layout in bin/image (hack/image). `make image PUSH=registry/repo:tag`
 # also pushes it (credentials from the Docker config). `make image-docker`
 # builds the equivalent image from the Dockerfile, for the host platform.
-IMAGE     ?= ghcr.io/angryninja/opencode-injector
+# The image repository is named once, in the chart (image.repository).
+IMAGE     ?= $(shell $(GO) run ./hack/chart -image)
 PLATFORMS ?= linux/amd64,linux/arm64
 image:
 	$(GO) run ./hack/image -version $(VERSION) -platforms $(PLATFORMS) -out bin/image $(if $(PUSH),-push $(PUSH))
