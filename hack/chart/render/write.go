@@ -69,14 +69,23 @@ func WriteDeploy(root string) error {
 	return nil
 }
 
+// DefaultValues are the chart's values.yaml.
+func DefaultValues(chartDir string) (map[string]any, error) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, fmt.Errorf("load chart %s: %w", chartDir, err)
+	}
+	return chrt.Values, nil
+}
+
 // ImageRepository is the injector's image repository, named once: the
 // chart's image.repository.
 func ImageRepository(chartDir string) (string, error) {
-	chrt, err := loader.Load(chartDir)
+	vals, err := DefaultValues(chartDir)
 	if err != nil {
-		return "", fmt.Errorf("load chart %s: %w", chartDir, err)
+		return "", err
 	}
-	image, _ := chrt.Values["image"].(map[string]any)
+	image, _ := vals["image"].(map[string]any)
 	repo, _ := image["repository"].(string)
 	if repo == "" {
 		return "", fmt.Errorf("chart %s: values.yaml sets no image.repository", chartDir)
