@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test fuzz demo demo-keep bench envtest-assets lint image clean
+.PHONY: all build test fuzz demo demo-keep bench envtest-assets lint image clean deploy
 
 all: build
 
@@ -14,6 +14,11 @@ build:
 
 envtest-assets:
 	@hack/envtest-assets.sh
+
+# deploy/ is `helm template` of the chart's defaults (charts/opencode-injector),
+# with its kustomization and Components; a test fails when it is stale.
+deploy:
+	$(GO) run ./hack/chart
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
