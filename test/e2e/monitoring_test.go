@@ -91,11 +91,7 @@ var (
 // namespace and service target labels itself.
 func TestAlertsUseTheInjectorsMetrics(t *testing.T) {
 	docs := monitoringDocs(t)
-	// Serve one review of each kind first: counters appear once counted.
-	ns := namespace(t, nil)
-	bad := fixture(t, "ha", ns)
-	bad.Annotations["opencode.angryninja.cloud/repo"] = "ssh://github.com/a/b"
-	_ = env.Client.Create(ctx, bad)
+	serveReviews(t)
 
 	served := servedSeries(t)
 	text := string(docs["PrometheusRule"])
@@ -175,15 +171,10 @@ var (
 	notTheInjectors = regexp.MustCompile(`^(up|certmanager_.*)$`)
 )
 
-// TestDashboardUsesTheInjectorsMetrics: the monitoring component's Grafana
-// dashboard is a ConfigMap the sidecar loads (its label), holding valid
-// dashboard JSON whose panels cover reviews by outcome, latency,
-// certificate expiry and provisioned claims, and every series a query
-// reads is one the injector serves once it has answered reviews (or
-// Prometheus's up, or cert-manager's certificate metrics).
-// Not yet: running each query against a real Prometheus scraping the
-// injector.
-func TestDashboardUsesTheInjectorsMetrics(t *testing.T) {
+// readDashboard is the monitoring component's Grafana dashboard: a
+// ConfigMap the sidecar loads (its label) holding one dashboard's JSON.
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
 	docs := monitoringDocs(t)
 	var cm corev1.ConfigMap
 	if err := yaml.Unmarshal(docs["ConfigMap"], &cm); err != nil {
@@ -207,11 +198,28 @@ func TestDashboardUsesTheInjectorsMetrics(t *testing.T) {
 	if d.UID == "" || d.Title == "" {
 		t.Errorf("uid %q, title %q: Grafana needs both", d.UID, d.Title)
 	}
+	return d
+}
+
+// serveReviews makes the injector count a review of each common outcome:
+// counters appear once counted.
+func serveReviews(t *testing.T) {
+	t.Helper()
 	ns := namespace(t, nil)
 	bad := fixture(t, "ha", ns)
 	bad.Annotations["opencode.angryninja.cloud/repo"] = "ssh://github.com/a/b"
 	_ = env.Client.Create(ctx, bad)
 	_ = env.Client.Create(ctx, fixture(t, "flux", ns))
+}
+
+// TestDashboardUsesTheInjectorsMetrics: the dashboard's panels cover
+// reviews by outcome, latency, certificate expiry and provisioned claims,
+// and every series a query reads is one the injector serves once it has
+// answered reviews (or Prometheus's up, or cert-manager's certificate
+// metrics).
+func TestDashboardUsesTheInjectorsMetrics(t *testing.T) {
+	d := readDashboard(t)
+	serveReviews(t)
 	served := servedSeries(t)
 	var all []string
 	for _, p := range d.Panels {
