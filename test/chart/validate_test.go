@@ -50,7 +50,7 @@ func TestRenderedValidatesServerSide(t *testing.T) {
 		"all on":   allOn,
 		"existing issuer": merge(allOn, map[string]any{
 			"certManager": map[string]any{"issuerRef": map[string]any{"kind": "ClusterIssuer", "name": "internal-ca", "group": "cert-manager.io"}},
-			"webhook":     map[string]any{"failurePolicy": "Ignore", "namespaceSelector": map[string]any{}},
+			"webhook":     map[string]any{"failurePolicy": "Ignore", "namespaceSelector": map[string]any{"matchExpressions": []any{}}},
 		}),
 	} {
 		t.Run(name, func(t *testing.T) {
