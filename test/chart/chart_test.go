@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/angryninja/opencode-injector/hack/chart/render"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/webhook"
 )
 
 func repoRoot(t *testing.T) string {
@@ -281,7 +281,7 @@ func leaves(t *testing.T, dir string) []string {
 
 // TestImageRepositoryIsNamedOnce: the chart's image.repository is the only
 // place the injector's image is named; the Makefile, the release workflow
-// and hack/install derive it, and the webhook's default agrees.
+// and hack/install derive it, and the Go default agrees.
 func TestImageRepositoryIsNamedOnce(t *testing.T) {
 	root := repoRoot(t)
 	repo, err := render.ImageRepository(render.ChartDir(root))
@@ -297,7 +297,26 @@ func TestImageRepositoryIsNamedOnce(t *testing.T) {
 			t.Errorf("%s names %s itself: derive it from the chart (go run ./hack/chart -image)", f, repo)
 		}
 	}
-	if got := webhook.ImageRepository; got != repo {
-		t.Errorf("webhook.ImageRepository is %s, the chart's image.repository %s", got, repo)
+	// The injector's Go default (ImageRepository, for `inject` without
+	// --seed-image) is the one Go string that may name it, and must agree.
+	var named []string
+	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if bytes.Contains(b, []byte(`"`+repo+`"`)) {
+			named = append(named, p)
+			if !regexp.MustCompile(`ImageRepository\s*=\s*"` + regexp.QuoteMeta(repo) + `"`).Match(b) {
+				t.Errorf("%s names %s other than as ImageRepository", p, repo)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(named) != 1 {
+		t.Errorf("Go files naming %s: %v, want the one ImageRepository constant", repo, named)
 	}
 }
