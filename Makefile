@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test fuzz demo demo-keep bench envtest-assets lint image clean
+.PHONY: all build test fuzz demo demo-keep bench envtest-assets lint image clean deploy
 
 all: build
 
@@ -14,6 +14,11 @@ build:
 
 envtest-assets:
 	@hack/envtest-assets.sh
+
+# deploy/ is `helm template` of the chart's defaults (charts/opencode-injector),
+# with its kustomization and Components; a test fails when it is stale.
+deploy:
+	$(GO) run ./hack/chart
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -58,7 +63,8 @@ bench:
 # OCI layout in bin/image (hack/image). `make image PUSH=registry/repo:tag`
 # also pushes it (credentials from the Docker config). `make image-docker`
 # builds the equivalent image from the Dockerfile, for the host platform.
-IMAGE     ?= ghcr.io/angryninja/opencode-injector
+# The image repository is named once, in the chart (image.repository).
+IMAGE     ?= $(shell $(GO) run ./hack/chart -image)
 PLATFORMS ?= linux/amd64,linux/arm64
 image:
 	$(GO) run ./hack/image -version $(VERSION) -platforms $(PLATFORMS) -out bin/image $(if $(PUSH),-push $(PUSH))

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs beside Go are there: git (the
 # seed tests' git http-backend), strace (the real-OpenCode test's check that
-# nothing is written outside the claim) and npm (it installs opencode-ai).
+# nothing is written outside the claim), npm (it installs opencode-ai) and
+# prometheus (it runs the dashboard's queries against the injector's metrics).
 # Missing ones are installed from Debian's packages when running as root;
 # otherwise this says what to install and the tests that need them say why
 # they cannot run (in CI, CI=true, they fail).
 set -euo pipefail
 
-declare -A package=([git]=git [strace]=strace [npm]=npm)
+declare -A package=([git]=git [strace]=strace [npm]=npm [prometheus]=prometheus)
 missing=()
-for cmd in git strace npm; do
+for cmd in git strace npm prometheus; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package[$cmd]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

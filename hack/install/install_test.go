@@ -7,18 +7,23 @@ import (
 	"testing"
 )
 
-const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+const (
+	digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	chart  = "../../charts/opencode-injector"
+	// Injector is the chart's image.repository, which deploy/ names.
+	Injector = "ghcr.io/angryninja/opencode-injector"
+)
 
 // TestPinsOnlyTheInjectorImage: install.yaml is deploy/ as kustomize
 // renders it, line for line, except the injector's image, pinned by digest.
 func TestPinsOnlyTheInjectorImage(t *testing.T) {
 	var out bytes.Buffer
-	image := "ghcr.io/angryninja/opencode-injector@" + digest
-	if err := Write(&out, "../../deploy", image); err != nil {
+	image := Injector + "@" + digest
+	if err := Write(&out, "../../deploy", chart, image); err != nil {
 		t.Fatal(err)
 	}
 	var plain bytes.Buffer
-	if err := Write(&plain, "../../deploy", Injector+"@"+strings.Repeat("0", 0)+"sha256:"+strings.Repeat("f", 64)); err != nil {
+	if err := Write(&plain, "../../deploy", chart, Injector+"@"+strings.Repeat("0", 0)+"sha256:"+strings.Repeat("f", 64)); err != nil {
 		t.Fatal(err)
 	}
 	got, want := strings.Split(out.String(), "\n"), strings.Split(plain.String(), "\n")
@@ -44,7 +49,7 @@ func TestPinsOnlyTheInjectorImage(t *testing.T) {
 
 func TestRendersTheMirror(t *testing.T) {
 	var out bytes.Buffer
-	if err := Write(&out, "../../deploy", "registry.example.org/mirror/opencode-injector@"+digest); err != nil {
+	if err := Write(&out, "../../deploy", chart, "registry.example.org/mirror/opencode-injector@"+digest); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "image: registry.example.org/mirror/opencode-injector@"+digest+"\n") {
@@ -54,7 +59,7 @@ func TestRendersTheMirror(t *testing.T) {
 
 func TestRefusesATag(t *testing.T) {
 	for _, bad := range []string{Injector + ":v0.2.0", Injector, Injector + "@sha256:abc"} {
-		if err := Write(&bytes.Buffer{}, "../../deploy", bad); err == nil {
+		if err := Write(&bytes.Buffer{}, "../../deploy", chart, bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -62,7 +67,7 @@ func TestRefusesATag(t *testing.T) {
 
 // TestCommand runs it as the release workflow does.
 func TestCommand(t *testing.T) {
-	cmd := exec.Command("go", "run", ".", "-deploy", "../../deploy", "-image", Injector+"@"+digest)
+	cmd := exec.Command("go", "run", ".", "-deploy", "../../deploy", "-chart", chart, "-image", Injector+"@"+digest)
 	out, err := cmd.Output()
 	if err != nil || !bytes.Contains(out, []byte("kind: MutatingWebhookConfiguration")) {
 		t.Errorf("%v: %s", err, out)

@@ -3,7 +3,7 @@
 // pushed repo@sha256:… that hack/image -digest-file wrote). The seed image
 // follows the injector's own image, so it is pinned too.
 //
-//	go run ./hack/install -image ghcr.io/angryninja/opencode-injector@sha256:… > install.yaml
+//	go run ./hack/install -image "$(go run ./hack/chart -image)@sha256:…" > install.yaml
 package main
 
 import (
@@ -19,28 +19,33 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
-)
 
-// Injector is the image deploy/ names.
-const Injector = "ghcr.io/angryninja/opencode-injector"
+	"github.com/angryninja/opencode-injector/hack/chart/render"
+)
 
 var pinned = regexp.MustCompile(`^([a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+)@(sha256:[0-9a-f]{64})$`)
 
 func main() {
 	image := flag.String("image", "", "the injector image pinned by digest: repo@sha256:…")
 	deploy := flag.String("deploy", "deploy", "the kustomize base to render")
+	chart := flag.String("chart", "charts/opencode-injector", "the chart deploy/ is rendered from, whose image.repository deploy/ names")
 	flag.Parse()
-	if err := Write(os.Stdout, *deploy, *image); err != nil {
+	if err := Write(os.Stdout, *deploy, *chart, *image); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		os.Exit(1)
 	}
 }
 
-// Write renders deploy with the injector's image replaced by image.
-func Write(w io.Writer, deploy, image string) error {
+// Write renders deploy with the injector's image (the chart's
+// image.repository) replaced by image.
+func Write(w io.Writer, deploy, chart, image string) error {
 	m := pinned.FindStringSubmatch(image)
 	if m == nil {
 		return fmt.Errorf("-image %q: want repo@sha256:<64 hex digits>", image)
+	}
+	injector, err := render.ImageRepository(chart)
+	if err != nil {
+		return err
 	}
 	abs, err := filepath.Abs(deploy)
 	if err != nil {
@@ -57,7 +62,7 @@ func Write(w io.Writer, deploy, image string) error {
 	if err != nil {
 		return err
 	}
-	k := types.Kustomization{Resources: []string{rel}, Images: []types.Image{{Name: Injector, NewName: m[1], Digest: m[2]}}}
+	k := types.Kustomization{Resources: []string{rel}, Images: []types.Image{{Name: injector, NewName: m[1], Digest: m[2]}}}
 	b, err := yamlOf(k)
 	if err != nil {
 		return err
@@ -73,7 +78,7 @@ func Write(w io.Writer, deploy, image string) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Contains(out, []byte("image: "+image+"\n")) || bytes.Contains(out, []byte(Injector+":")) {
+	if !bytes.Contains(out, []byte("image: "+image+"\n")) || bytes.Contains(out, []byte(injector+":")) {
 		return fmt.Errorf("the rendered manifest does not pin the injector to %s", image)
 	}
 	header := "# opencode-injector install manifest: deploy/ with the injector pinned by digest.\n# kubectl apply -f install.yaml (needs cert-manager)\n"

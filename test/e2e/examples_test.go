@@ -15,15 +15,19 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/test/testenv"
 )
 
 // exampleValues reads the values of every workspace example's HelmRelease
-// after Flux's postBuild substitution, by the fixture they must equal
-// (opencode-flux: flux).
+// (namespace opencode) after Flux's postBuild substitution, by the fixture
+// they must equal (opencode-flux: flux).
 func exampleValues(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, k := range fluxKustomizations(t) {
+		if k.Metadata.Namespace != "opencode" {
+			continue
+		}
 		file := filepath.Join(sourceDir(k), "helmrelease.yaml")
 		b, err := os.ReadFile(file)
 		if os.IsNotExist(err) {
@@ -32,13 +36,10 @@ func exampleValues(t *testing.T) map[string]map[string]any {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := substitution.ReplaceAllStringFunc(string(b), func(v string) string {
-			if val, ok := k.Spec.PostBuild.Substitute[v[2:len(v)-1]]; ok {
-				return val
-			}
-			t.Errorf("%s: %s is not substituted", file, v)
-			return v
-		})
+		text, missing := testenv.Substitute(string(b), k.Spec.PostBuild.Substitute)
+		for _, v := range missing {
+			t.Errorf("%s: ${%s} is not substituted", file, v)
+		}
 		var hr struct {
 			Spec struct {
 				Values map[string]any `json:"values"`
@@ -79,10 +80,16 @@ func passwordEnv(c corev1.Container) *corev1.EnvVar {
 	return nil
 }
 
+// assertPassword: OpenCode's password comes from the workspace's own
+// Secret, the one its secret annotation names.
 func assertPassword(t *testing.T, what string, d *appsv1.Deployment) {
 	t.Helper()
+	secret := d.Annotations[contract.AnnotationSecret]
+	if secret == "" {
+		t.Fatalf("%s: the example has no %s annotation: every workspace has a Secret of its own", what, contract.AnnotationSecret)
+	}
 	want := corev1.EnvVar{Name: contract.EnvPassword, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: "opencode-secret"}, Key: contract.SecretKeyPassword}}}
+		LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: contract.SecretKeyPassword}}}
 	for _, c := range d.Spec.Template.Spec.Containers {
 		if c.Name != "app" {
 			continue

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -90,26 +91,9 @@ var (
 // namespace and service target labels itself.
 func TestAlertsUseTheInjectorsMetrics(t *testing.T) {
 	docs := monitoringDocs(t)
-	// Serve one review of each kind first: counters appear once counted.
-	ns := namespace(t, nil)
-	bad := fixture(t, "ha", ns)
-	bad.Annotations["opencode.angryninja.cloud/repo"] = "ssh://github.com/a/b"
-	_ = env.Client.Create(ctx, bad)
+	serveReviews(t)
 
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := map[string][]map[string]string{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			l := map[string]string{}
-			for _, p := range m.GetLabel() {
-				l[p.GetName()] = p.GetValue()
-			}
-			served[f.GetName()] = append(served[f.GetName()], l)
-		}
-	}
+	served := servedSeries(t)
 	text := string(docs["PrometheusRule"])
 	uses := metricName.FindAllStringSubmatch(text, -1)
 	if len(uses) < 2 || !strings.Contains(text, "up{") {
@@ -140,6 +124,127 @@ func TestAlertsUseTheInjectorsMetrics(t *testing.T) {
 		}
 		if !match {
 			t.Errorf("no served series of %s matches {%s}: %v", name, sel, series)
+		}
+	}
+}
+
+// servedSeries are the label sets of every series the injector's registry
+// serves, by metric family.
+func servedSeries(t *testing.T) map[string][]map[string]string {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string][]map[string]string{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			served[f.GetName()] = append(served[f.GetName()], l)
+		}
+	}
+	return served
+}
+
+// dashboard is the part of a Grafana dashboard the test reads.
+type dashboard struct {
+	UID        string `json:"uid"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []struct{ Name string } `json:"list"`
+	} `json:"templating"`
+	Panels []struct {
+		Title   string `json:"title"`
+		Type    string `json:"type"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+var (
+	seriesSelector = regexp.MustCompile(`\b([a-z_:][a-z0-9_:]*)\{`)
+	// Read from Prometheus itself (up) and from cert-manager's own metrics.
+	notTheInjectors = regexp.MustCompile(`^(up|certmanager_.*)$`)
+)
+
+// readDashboard is the monitoring component's Grafana dashboard: a
+// ConfigMap the sidecar loads (its label) holding one dashboard's JSON.
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	docs := monitoringDocs(t)
+	var cm corev1.ConfigMap
+	if err := yaml.Unmarshal(docs["ConfigMap"], &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("the dashboard ConfigMap lacks the sidecar's label: %v", cm.Labels)
+	}
+	if len(cm.Data) != 1 {
+		t.Fatalf("want one dashboard, got %d keys", len(cm.Data))
+	}
+	var d dashboard
+	for key, text := range cm.Data {
+		if !strings.HasSuffix(key, ".json") {
+			t.Errorf("key %s: the sidecar loads *.json", key)
+		}
+		if err := json.Unmarshal([]byte(text), &d); err != nil {
+			t.Fatalf("%s is not JSON: %v", key, err)
+		}
+	}
+	if d.UID == "" || d.Title == "" {
+		t.Errorf("uid %q, title %q: Grafana needs both", d.UID, d.Title)
+	}
+	return d
+}
+
+// serveReviews makes the injector count a review of each common outcome:
+// counters appear once counted.
+func serveReviews(t *testing.T) {
+	t.Helper()
+	ns := namespace(t, nil)
+	bad := fixture(t, "ha", ns)
+	bad.Annotations["opencode.angryninja.cloud/repo"] = "ssh://github.com/a/b"
+	_ = env.Client.Create(ctx, bad)
+	_ = env.Client.Create(ctx, fixture(t, "flux", ns))
+}
+
+// TestDashboardUsesTheInjectorsMetrics: the dashboard's panels cover
+// reviews by outcome, latency, certificate expiry and provisioned claims,
+// and every series a query reads is one the injector serves once it has
+// answered reviews (or Prometheus's up, or cert-manager's certificate
+// metrics).
+func TestDashboardUsesTheInjectorsMetrics(t *testing.T) {
+	d := readDashboard(t)
+	serveReviews(t)
+	served := servedSeries(t)
+	var all []string
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			all = append(all, q.Expr)
+			for _, m := range seriesSelector.FindAllStringSubmatch(q.Expr, -1) {
+				name := regexp.MustCompile(`_(bucket|sum|count)$`).ReplaceAllString(m[1], "")
+				if _, ok := served[name]; !ok && !notTheInjectors.MatchString(name) {
+					t.Errorf("panel %q reads %s, which the injector does not serve", p.Title, m[1])
+				}
+			}
+		}
+	}
+	text := strings.Join(all, "\n")
+	for what, re := range map[string]string{
+		"reviews by outcome": `opencode_injector_mutations_total.*by \(outcome\)|by \(outcome\).*opencode_injector_mutations_total`,
+		"latency":            `controller_runtime_webhook_latency_seconds_bucket`,
+		"certificate expiry": `certmanager_certificate_expiration_timestamp_seconds`,
+		"provisioned claims": `controller="claim-provisioner"`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("no panel shows %s", what)
 		}
 	}
 }

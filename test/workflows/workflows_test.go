@@ -96,7 +96,8 @@ func TestCIRunsTheSuiteOnPullRequests(t *testing.T) {
 
 // TestReleasePublishesSignedPinnedImages: on a version tag the suite runs
 // first; the injector image is the one hack/image builds (make image),
-// pushed as built; opencode-git is built for both platforms; both are
+// pushed as built to the repository the chart names; opencode-git is built
+// for both platforms; the chart is pushed as an OCI artifact; all three are
 // signed keylessly; install.yaml pins the injector by digest.
 func TestReleasePublishesSignedPinnedImages(t *testing.T) {
 	w, text := read(t, "release.yaml")
@@ -119,6 +120,10 @@ func TestReleasePublishesSignedPinnedImages(t *testing.T) {
 		`cosign sign --yes "\$INJECTOR_REF"`,
 		`cosign sign --yes "\$OPENCODE_GIT@\$OPENCODE_GIT_DIGEST"`,
 		`go run \./hack/install -image "\$INJECTOR_REF" > install\.yaml`,
+		`INJECTOR=\$\(go run \./hack/chart -image\)`,
+		`\$HELM package charts/opencode-injector`,
+		`\$HELM push "bin/chart/opencode-injector-\$\{VERSION#v\}\.tgz" "oci://\$CHARTS"`,
+		`cosign sign --yes "\$CHART_REF"`,
 		`gh release create "\$VERSION" install\.yaml`,
 	} {
 		if !runs(w, "release", want) {
@@ -140,21 +145,27 @@ func TestReleasePublishesSignedPinnedImages(t *testing.T) {
 	}
 }
 
-// TestReleaseGuardMatchesDeploy: the release checks that deploy/ and the
-// Flux example name the tag being released; both must name the same
-// version so that one tag passes it.
+// TestReleaseGuardMatchesDeploy: the release checks that the chart,
+// deploy/ (its rendered defaults) and the Flux example's OCIRepository name
+// the tag being released; they must agree so that one tag passes it.
 func TestReleaseGuardMatchesDeploy(t *testing.T) {
-	dep, err := os.ReadFile("../../deploy/deployment.yaml")
-	if err != nil {
-		t.Fatal(err)
+	file := func(p string) []byte {
+		b, err := os.ReadFile(filepath.Join("../..", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	gr, err := os.ReadFile("../../deploy/flux/kubernetes/apps/opencode-system/opencode-injector/app/gitrepository.yaml")
-	if err != nil {
-		t.Fatal(err)
+	chart := file("charts/opencode-injector/Chart.yaml")
+	appVersion := regexp.MustCompile(`(?m)^appVersion: (v\S+)$`).FindSubmatch(chart)
+	version := regexp.MustCompile(`(?m)^version: (\S+)$`).FindSubmatch(chart)
+	image := regexp.MustCompile(`(?m)image: \S+/opencode-injector:(v\S+)$`).FindSubmatch(file("deploy/deployment.yaml"))
+	tag := regexp.MustCompile(`(?m)tag: (\S+)$`).FindSubmatch(file("deploy/flux/kubernetes/apps/opencode-system/opencode-injector/app/ocirepository.yaml"))
+	if appVersion == nil || version == nil || image == nil || tag == nil {
+		t.Fatalf("appVersion %q, version %q, deploy/ image %q, OCIRepository tag %q: one is missing", appVersion, version, image, tag)
 	}
-	image := regexp.MustCompile(`(?m)image: ghcr\.io/angryninja/opencode-injector:(v\S+)$`).FindSubmatch(dep)
-	tag := regexp.MustCompile(`(?m)tag: (v\S+)$`).FindSubmatch(gr)
-	if image == nil || tag == nil || string(image[1]) != string(tag[1]) {
-		t.Errorf("deploy/ names %q, the Flux GitRepository %q: the release guard needs both at the released tag", image, tag)
+	if string(appVersion[1]) != "v"+string(version[1]) || string(image[1]) != string(appVersion[1]) || string(tag[1]) != string(version[1]) {
+		t.Errorf("Chart.yaml appVersion %s and version %s, deploy/ image tag %s, the Flux OCIRepository tag %s: the release guard needs vX.Y.Z, X.Y.Z, vX.Y.Z, X.Y.Z",
+			appVersion[1], version[1], image[1], tag[1])
 	}
 }
