@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 )
 
-// seededSuffix names the file beside auth.json that records the SHA-256 of
-// what was last seeded (a digest, not a second copy of the tokens).
-const seededSuffix = ".seeded"
+// loginMarkerSuffix names the login marker: the file beside auth.json that
+// holds the SHA-256 of what was last seeded (a digest, not a second copy of
+// the tokens). The name on disk is part of the contract on users' claims.
+const loginMarkerSuffix = ".seeded"
 
 // SeedAuth applies the three-way rule: seed auth.json when absent; keep a
 // file that changed on the volume (OpenCode rewrites it on login); follow a
@@ -24,29 +25,29 @@ func SeedAuth(source, target string) (string, error) {
 	if err != nil {
 		return "", diskError(err, "read %s", source)
 	}
-	record := target + seededSuffix
+	loginMarker := target + loginMarkerSuffix
 	cur, err := os.ReadFile(target)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := seedFile(target, record, src); err != nil {
+		if err := seedFile(target, loginMarker, src); err != nil {
 			return "", err
 		}
 		return "seeded from the Secret", nil
 	case err != nil:
 		return "", diskError(err, "read %s", target)
 	}
-	last, _ := os.ReadFile(record)
+	last, _ := os.ReadFile(loginMarker)
 	switch {
 	case bytes.Equal(cur, src):
 		if string(last) != digest(src) {
-			// Same bytes as the Secret: record them, so a later rotation is followed.
-			if err := writeAtomic(record, []byte(digest(src))); err != nil {
+			// Same bytes as the Secret: mark them, so a later rotation is followed.
+			if err := writeAtomic(loginMarker, []byte(digest(src))); err != nil {
 				return "", err
 			}
 		}
 		return "up to date with the Secret", nil
 	case string(last) == digest(cur):
-		if err := seedFile(target, record, src); err != nil {
+		if err := seedFile(target, loginMarker, src); err != nil {
 			return "", err
 		}
 		return "updated: the Secret's copy changed and the file was untouched since the last seed", nil
@@ -55,14 +56,14 @@ func SeedAuth(source, target string) (string, error) {
 	}
 }
 
-func seedFile(target, record string, content []byte) error {
+func seedFile(target, loginMarker string, content []byte) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return diskError(err, "create %s", filepath.Dir(target))
 	}
 	if err := writeAtomic(target, content); err != nil {
 		return err
 	}
-	return writeAtomic(record, []byte(digest(content)))
+	return writeAtomic(loginMarker, []byte(digest(content)))
 }
 
 func digest(b []byte) string {

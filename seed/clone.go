@@ -26,134 +26,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tempPrefix names the temporary sibling a clone is made in; a clone
-// killed midway leaves one, which the next start removes.
-func tempPrefix(name string) string { return "." + name + ".seed-" }
-
 // ensureClone makes sure the workspace holds a clone of url: it clones when
-// the path is absent, does nothing (and touches no network) when the clone
-// is there, and refuses when anything else is there.
+// the path is absent, and leaves whatever the user made of the clone as it
+// is, touching no network.
 func ensureClone(ctx context.Context, url string, cfg Config, report func(string, ...any)) error {
 	ws := filepath.Clean(cfg.Workspace)
-	parent, name := filepath.Dir(ws), filepath.Base(ws)
-	leftovers, _ := filepath.Glob(filepath.Join(parent, tempPrefix(name)+"*"))
-	for _, l := range leftovers {
-		if err := os.RemoveAll(l); err != nil {
-			return diskError(err, "remove %s, left by an interrupted clone", l)
-		}
-		report("removed %s, left by an interrupted clone", l)
-	}
-	present, err := inspect(ws, url)
-	if err != nil {
+	if err := removeStagingLeftovers(ws, report); err != nil {
 		return err
 	}
-	if present {
-		report("repository present at %s, nothing to clone", ws)
-		return nil
+	present, err := inspectWorkspace(ws, url, report)
+	if err != nil || present {
+		return err
 	}
 	return clone(ctx, url, ws, cfg, report)
 }
 
-// inspect reports whether ws holds a clone of url, and fails with
-// ExitWorkspace when it holds anything else: that may be unpushed work, and
-// is never deleted.
-func inspect(ws, url string) (bool, error) {
-	fi, err := os.Lstat(ws)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, diskError(err, "inspect %s", ws)
-	}
-	resolve := fmt.Sprintf("nothing was deleted; move it away (or delete it, once nothing in it is needed) so the next start clones %s, or set annotation %s to the repository it holds", url, contract.AnnotationRepo)
-	if !fi.IsDir() {
-		return false, fail(ExitWorkspace, nil, "%s is a file, not a git repository; %s", ws, resolve)
-	}
-	repo, err := git.PlainOpen(ws)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		entries, readErr := os.ReadDir(ws)
-		if readErr != nil {
-			return false, diskError(readErr, "read %s", ws)
-		}
-		if len(entries) == 0 { // an empty directory holds nothing to lose
-			if err := os.Remove(ws); err != nil {
-				return false, diskError(err, "remove the empty directory %s", ws)
-			}
-			return false, nil
-		}
-		return false, fail(ExitWorkspace, nil, "%s holds %d entries but is not a git repository; %s", ws, len(entries), resolve)
-	}
-	if err != nil {
-		return false, fail(ExitWorkspace, err, "%s is a damaged git repository (%s)", ws, resolve)
-	}
-	origin, err := repo.Remote(git.DefaultRemoteName)
-	if err != nil || len(origin.Config().URLs) == 0 {
-		return false, fail(ExitWorkspace, nil, "%s is a git repository without remote origin; %s", ws, resolve)
-	}
-	if got := origin.Config().URLs[0]; !sameRepo(got, url) {
-		return false, fail(ExitWorkspace, nil, "%s is a clone of %s, not of %s; %s", ws, contract.Redact(got), url, resolve)
-	}
-	if err := whole(repo); err != nil {
-		return false, fail(ExitWorkspace, nil, "%s is a damaged clone: %v. Nothing was deleted: run `git fsck` in it to see what is missing, save any work in it (a commit or stash of your own, or a copy of changed files), then move it away (or delete it) so the next start clones %s again", ws, err, url)
-	}
-	return true, nil
-}
-
-// whole checks that HEAD resolves to a commit whose tree is present: what
-// a clone cut short by a crash after its rename would lack.
-func whole(repo *git.Repository) error {
-	head, err := repo.Reference(plumbing.HEAD, false)
-	if err != nil {
-		return fmt.Errorf("HEAD is unreadable (%v)", err)
-	}
-	ref, err := repo.Reference(plumbing.HEAD, true)
-	if err != nil {
-		return fmt.Errorf("HEAD names %s, which holds no commit", head.Target())
-	}
-	commit, err := repo.CommitObject(ref.Hash())
-	if err != nil {
-		return fmt.Errorf("HEAD's commit %s is missing or unreadable (%v)", ref.Hash(), err)
-	}
-	if _, err := repo.TreeObject(commit.TreeHash); err != nil {
-		return fmt.Errorf("the tree %s of HEAD's commit %s is missing or unreadable (%v)", commit.TreeHash, ref.Hash(), err)
-	}
-	return nil
-}
-
-// sameRepo compares remote URLs by host and path, ignoring scheme, user,
-// case and a .git suffix, so a remote the user switched to ssh still counts.
-func sameRepo(a, b string) bool { return canonicalRemote(a) == canonicalRemote(b) }
-
-func canonicalRemote(u string) string {
-	u = strings.ToLower(strings.TrimSpace(u))
-	if _, rest, ok := strings.Cut(u, "://"); ok {
-		u = rest
-	} else if host, path, ok := strings.Cut(u, ":"); ok { // scp-like user@host:path
-		u = host + "/" + path
-	}
-	if at := strings.LastIndex(u, "@"); at >= 0 && at < strings.Index(u+"/", "/") {
-		u = u[at+1:]
-	}
-	return strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git")
-}
-
-// clone fetches url into a temporary sibling of ws and renames it into
-// place, so ws only ever holds a complete clone.
+// clone fetches url into a staging directory and renames it into place, so
+// ws only ever holds a complete clone, then marks the clone as finished.
 func clone(ctx context.Context, url, ws string, cfg Config, report func(string, ...any)) error {
-	parent, name := filepath.Dir(ws), filepath.Base(ws)
-	_, statErr := os.Stat(parent)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return diskError(err, "create %s", parent)
-	}
-	tmp, err := os.MkdirTemp(parent, tempPrefix(name))
+	st, err := newStage(ws)
 	if err != nil {
-		return diskError(err, "create a temporary directory in %s", parent)
-	}
-	cleanup := func() {
-		_ = os.RemoveAll(tmp)
-		if statErr != nil {
-			_ = os.Remove(parent) // created here; removed only while empty
-		}
+		return err
 	}
 	start := time.Now()
 	stalled := &atomic.Bool{}
@@ -171,28 +64,20 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 		b = newBudget(cfg.MemoryLimit)
 		report("memory limit %d MiB: the seed keeps to %d MiB", ceilMiB(b.limit), b.limit*memoryShare/100/mib)
 	}
-	indexed, err := cloneInto(ctx, tmp, opts, b, large.Store)
+	indexed, err := cloneInto(ctx, st.clone, opts, b, large.Store)
 	if err != nil {
-		cleanup()
+		st.discard()
 		if tl := large.Load(); tl != nil {
 			return memoryError(tl, url)
 		}
 		return classify(err, url, cfg, stalled.Load())
 	}
-	// Everything of the clone reaches the disk before the rename makes it
-	// count, and the rename before the seed reports success: a node crash
-	// never leaves a partial clone at the workspace path.
 	checkedOut := time.Now()
-	if err := syncAll(tmp); err != nil {
-		cleanup()
-		return diskError(err, "flush the clone in %s to disk", tmp)
+	if err := st.commit(); err != nil {
+		return err
 	}
-	if err := os.Rename(tmp, ws); err != nil {
-		cleanup()
-		return diskError(err, "move the clone into %s", ws)
-	}
-	if err := syncDir(parent); err != nil { // the rename; what it sits in was flushed before
-		return diskError(err, "flush %s to disk", parent)
+	if err := writeAtomic(cloneMarker(ws), []byte(url+"\n")); err != nil {
+		return err
 	}
 	branch := cfg.Branch
 	if branch == "" {

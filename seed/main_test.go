@@ -15,6 +15,10 @@ import (
 
 const token = "ghp_TESTTOKEN0123456789abcdefSECRET"
 
+// envTestBinary names a binary to run instead of the one built from this
+// tree: how BENCHMARKS.md measures a landed release on the same tests.
+const envTestBinary = "OPENCODE_SEED_TEST_BINARY"
+
 var (
 	binary string // opencode-injector built for this test run
 	server *gitserver.Server
@@ -42,7 +46,9 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	binary = filepath.Join(dir, "opencode-injector")
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/opencode-injector").CombinedOutput(); err != nil {
+	if other := os.Getenv(envTestBinary); other != "" {
+		binary = other // another build, for a one-off comparison (BENCHMARKS.md)
+	} else if out, err := exec.Command("go", "build", "-o", binary, "../cmd/opencode-injector").CombinedOutput(); err != nil {
 		return 1, fmt.Errorf("build: %v: %s", err, out)
 	}
 	repos := filepath.Join(dir, "repos")
@@ -92,7 +98,11 @@ func newVolume(t testing.TB) *volume {
 	return v
 }
 
-func (v *volume) workspace() string { return filepath.Join(v.claim, "workspace", "tools") }
+// workspace is acme/tools's clone path at the real layout's depth
+// (contract.Repo.ClonePath: workspace/<host>/<owner>/<name>).
+func (v *volume) workspace() string {
+	return filepath.Join(v.claim, "workspace", server.Host, "acme", "tools")
+}
 
 type result struct {
 	stdout, stderr string

@@ -26,7 +26,7 @@ const (
 	ExitNotFound  = 4 // repository or branch not found
 	ExitNetwork   = 5 // network, DNS, TLS or timeout
 	ExitDisk      = 6 // disk full or permission denied
-	ExitWorkspace = 7 // the workspace path holds something else, or a damaged clone
+	ExitWorkspace = 7 // the workspace path holds a file or other files, not a clone
 	ExitMemory    = 8 // an object of the repository needs more memory than the limit allows
 )
 
@@ -118,7 +118,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	memFlag := fs.String("memory-limit", env(contract.EnvSeedMemoryLimit), "the container's memory limit, in bytes or like 256Mi; the seed keeps to 85% of it (env "+contract.EnvSeedMemoryLimit+")")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: opencode-injector seed [flags]\n\nThe token comes only from env "+contract.EnvToken+
-			"; HOME and XDG_*_HOME from env name the directories to create.\nExit codes: 0 done, 2 usage, 3 authentication, 4 not found, 5 network or timeout, 6 disk or permission, 7 workspace holds something else or a damaged clone, 8 not enough memory for the repository.\n\nFlags:")
+			"; HOME and XDG_*_HOME from env name the directories to create.\nExit codes: 0 done, 2 usage, 3 authentication, 4 not found, 5 network or timeout, 6 disk or permission, 7 workspace holds a file or other files, not a clone, 8 not enough memory for the repository.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

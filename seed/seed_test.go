@@ -52,26 +52,6 @@ func TestBranch(t *testing.T) {
 	v.seed(t).want(t, 4, `branch "missing" not found`)
 }
 
-func TestInterruptedCloneRecovers(t *testing.T) {
-	v := newVolume(t)
-	// What a clone killed with its pod leaves behind.
-	leftover := filepath.Join(v.claim, "workspace", ".tools.seed-123456")
-	if err := os.MkdirAll(filepath.Join(leftover, ".git"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	server.SetFault(gitserver.FaultAbort)
-	r := v.seed(t)
-	server.SetFault(gitserver.FaultNone)
-	r.want(t, 5, "left by an interrupted clone", "network error", "the next start retries")
-	if entries, _ := os.ReadDir(filepath.Join(v.claim, "workspace")); len(entries) != 0 {
-		t.Errorf("an aborted clone left %v", entries)
-	}
-	v.seed(t).want(t, 0, "cloned")
-	if _, err := os.Stat(filepath.Join(v.workspace(), ".git", "HEAD")); err != nil {
-		t.Error(err)
-	}
-}
-
 func TestStalledTransferTimesOut(t *testing.T) {
 	v := newVolume(t)
 	server.SetFault(gitserver.FaultStall)
@@ -119,13 +99,13 @@ func TestWorkspaceHoldsSomethingElse(t *testing.T) {
 			t.Error("the seed went to the network")
 		}
 	})
-	t.Run("a clone of another repository", func(t *testing.T) {
+	t.Run("a clone of another repository is left as it is", func(t *testing.T) {
 		v := newVolume(t)
 		v.env["OPENCODE_SEED_REPO"] = server.RepoURL("acme", "other")
 		v.env["OPENCODE_SEED_WORKSPACE"] = v.workspace() // the "tools" path
 		v.seed(t).want(t, 0, "cloned")
 		v.env["OPENCODE_SEED_REPO"] = server.RepoURL("acme", "tools")
-		v.seed(t).want(t, 7, "is a clone of "+server.RepoURL("acme", "other"))
+		v.seed(t).want(t, 0, "origin now points at "+server.RepoURL("acme", "other"), "left as it is")
 	})
 	t.Run("a file", func(t *testing.T) {
 		v := newVolume(t)
@@ -135,7 +115,10 @@ func TestWorkspaceHoldsSomethingElse(t *testing.T) {
 		if err := os.WriteFile(v.workspace(), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		v.seed(t).want(t, 7, "is a file")
+		v.seed(t).want(t, 7, "is a file", "nothing was deleted")
+		if b, err := os.ReadFile(v.workspace()); err != nil || string(b) != "x" {
+			t.Errorf("the file is gone: %v", err)
+		}
 	})
 	t.Run("an empty directory is cloned into", func(t *testing.T) {
 		v := newVolume(t)
@@ -143,6 +126,7 @@ func TestWorkspaceHoldsSomethingElse(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.seed(t).want(t, 0, "cloned")
+		fsck(t, v.workspace())
 	})
 }
 

@@ -176,50 +176,11 @@ func TestSlowSteadyTransferIsNotAbandoned(t *testing.T) {
 	fsck(t, v.workspace())
 }
 
-// TestDamagedCloneIsReportedNotDeleted: a clone whose HEAD does not lead
-// to a commit and its tree (what a crash could leave) is not counted as
-// present: exit 7, what to do, and nothing deleted.
-func TestDamagedCloneIsReportedNotDeleted(t *testing.T) {
-	for name, damage := range map[string]func(t *testing.T, git string){
-		"objects lost": func(t *testing.T, git string) {
-			packs, _ := filepath.Glob(filepath.Join(git, "objects", "pack", "pack-*"))
-			if len(packs) == 0 {
-				t.Fatal("no pack in the clone")
-			}
-			for _, p := range packs {
-				if err := os.Remove(p); err != nil {
-					t.Fatal(err)
-				}
-			}
-		},
-		"branch lost": func(t *testing.T, git string) {
-			if err := os.Remove(filepath.Join(git, "refs", "heads", "main")); err != nil {
-				t.Fatal(err)
-			}
-			_ = os.Remove(filepath.Join(git, "packed-refs"))
-		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			v := newVolume(t)
-			v.seed(t).want(t, 0, "cloned")
-			damage(t, filepath.Join(v.workspace(), ".git"))
-			write(t, filepath.Join(v.workspace(), "unpushed.txt"), "work\n")
-			before, requests := snapshot(t, v.claim), server.Requests()
-			v.seed(t).want(t, 7, "is a damaged clone", "git fsck", "Nothing was deleted")
-			if !reflect.DeepEqual(before, snapshot(t, v.claim)) {
-				t.Error("the seed changed the damaged clone")
-			}
-			if server.Requests() != requests {
-				t.Error("the seed went to the network")
-			}
-		})
-	}
-}
-
 // TestDurableWrites traces the seed's system calls: the clone reaches the
 // disk (syncfs of its filesystem, fsync of its directory) before the rename
-// makes it count, and the rename itself is fsynced; auth.json likewise,
-// with its directory fsynced before and after its rename.
+// makes it count, and the rename itself is fsynced; auth.json, its login
+// marker and the clone marker likewise, with their directory fsynced before
+// and after their rename.
 func TestDurableWrites(t *testing.T) {
 	strace, err := exec.LookPath("strace")
 	if err != nil {
@@ -255,17 +216,18 @@ func TestDurableWrites(t *testing.T) {
 		t.Fatalf("no %s(%s) after call %d in the trace:\n%s", what, strings.Join(parts, ", "), from, b)
 		return 0
 	}
-	ws, parent := v.workspace(), filepath.Dir(v.workspace())
-	tmp := parent + "/.tools.seed-"
-	i := find(0, "syncfs", tmp)
-	i = find(i, "fsync", tmp)
-	i = find(i, "rename", tmp, `"`+ws+`"`)
-	find(i, "fsync", "<"+parent+">")
+	// The claim holds no workspace directory yet: the staged clone becomes it.
+	staged, target := v.claim+"/.workspace.seed-", v.claim+"/workspace"
+	i := find(0, "syncfs", staged)
+	i = find(i, "fsync", staged)
+	i = find(i, "rename", staged, `"`+target+`"`)
+	find(i, "fsync", "<"+v.claim+">")
 
 	auth := v.env["OPENCODE_SEED_AUTH_TARGET"]
-	dir := filepath.Dir(auth)
-	for _, file := range []string{auth, auth + ".seeded"} {
-		tmp = filepath.Join(dir, "."+filepath.Base(file)+".tmp-")
+	cloneMarker := filepath.Join(filepath.Dir(v.workspace()), ".tools.seed-clone")
+	for _, file := range []string{cloneMarker, auth, auth + ".seeded"} {
+		dir := filepath.Dir(file)
+		tmp := filepath.Join(dir, "."+filepath.Base(file)+".tmp-")
 		i = find(0, "fsync", tmp)
 		i = find(i, "fsync", "<"+dir+">")
 		i = find(i, "rename", tmp, `"`+file+`"`)

@@ -17,13 +17,14 @@ import (
 // trees, a long history of the same files, many objects.
 type Shape struct {
 	Name      string
-	LargeFile int64 // size in bytes of one incompressible file (0: none)
-	Versions  int   // versions of the large file, each a commit (a delta onto the last)
-	Files     int   // small text files in the first commit
-	Fanout    int   // subdirectories per directory
-	Depth     int   // directory levels above each file
-	Commits   int   // later commits, each changing Touch files
-	Touch     int   // files each later commit changes
+	LargeFile int64    // size in bytes of one incompressible file (0: none)
+	Versions  int      // versions of the large file, each a commit (a delta onto the last)
+	Files     int      // small text files in the first commit
+	Fanout    int      // subdirectories per directory
+	Depth     int      // directory levels above each file
+	Commits   int      // later commits, each changing Touch files
+	Touch     int      // files each later commit changes
+	Repack    []string // arguments the history is repacked with (nil: -adq)
 }
 
 // The shapes of issue 8 at full size (the benchmarks); tests use smaller
@@ -68,10 +69,19 @@ func MakeShape(root, owner, name string, s Shape) (int, error) {
 		return 0, fmt.Errorf("git fast-import of shape %s: %v, %v: %s", s.Name, werr, err, stderr.String())
 	}
 	if s.LargeFile == 0 || s.Versions > 1 { // one random blob: no deltas to find
-		if err := Git(bare, "repack", "-adq"); err != nil {
+		repack := s.Repack
+		if repack == nil {
+			repack = []string{"-adq"}
+		}
+		if err := Git(bare, append([]string{"repack"}, repack...)...); err != nil {
 			return 0, err
 		}
 	}
+	return countObjects(bare)
+}
+
+// countObjects is how many objects the packs of bare hold.
+func countObjects(bare string) (int, error) {
 	out, err := exec.Command("git", "-C", bare, "count-objects", "-v").Output()
 	if err != nil {
 		return 0, err
@@ -111,24 +121,38 @@ func text(f, v int) string {
 	return b.String()
 }
 
-// large writes version v of the large file: the same random bytes, a few
-// of them changed in the middle.
-func large(w *bufio.Writer, size int64, v int) error {
+// large writes version v of the large file: the same random bytes, with
+// markers written over them in the second half, each at its own place:
+// version v carries its own and those of version v/2, v/4 and so on down
+// to 1. Each version is an earlier one with one more change, edits on
+// branches of branches, which makes git build delta trees that branch at
+// every depth.
+func large(w *bufio.Writer, size int64, v, versions int) error {
 	fmt.Fprintf(w, "M 100644 inline media/large.bin\ndata %d\n", size)
 	rng := rand.NewChaCha8([32]byte{8})
-	marker := fmt.Sprintf("version %08d", v)
 	half := size / 2
-	if _, err := io.CopyN(w, rng, half); err != nil {
-		return err
+	stride := half / int64(max(versions, 1))
+	var marks []int // ascending: v's line of versions, from 1 up
+	for k := v; k > 0; k /= 2 {
+		marks = append([]int{k}, marks...)
 	}
-	if v > 0 && size-half > int64(len(marker)) {
+	written := int64(0)
+	for _, k := range marks {
+		marker := fmt.Sprintf("version %08d", k)
+		at := half + int64(k-1)*stride
+		if at+int64(len(marker)) > size {
+			break
+		}
+		if _, err := io.CopyN(w, rng, at-written); err != nil {
+			return err
+		}
 		w.WriteString(marker)
-		half += int64(len(marker))
 		if _, err := io.CopyN(io.Discard, rng, int64(len(marker))); err != nil {
 			return err
 		}
+		written = at + int64(len(marker))
 	}
-	if _, err := io.CopyN(w, rng, size-half); err != nil {
+	if _, err := io.CopyN(w, rng, size-written); err != nil {
 		return err
 	}
 	w.WriteString("\n")
@@ -157,7 +181,7 @@ func writeStream(w *bufio.Writer, s Shape) error {
 			inline(s.path(f), text(f, 0))
 		}
 		if s.LargeFile > 0 {
-			return large(w, s.LargeFile, 0)
+			return large(w, s.LargeFile, 0, s.Versions)
 		}
 		return nil
 	})
@@ -165,7 +189,7 @@ func writeStream(w *bufio.Writer, s Shape) error {
 		return err
 	}
 	for v := 1; v < s.Versions; v++ {
-		if err := commit(v, "large file, version "+strconv.Itoa(v), func() error { return large(w, s.LargeFile, v) }); err != nil {
+		if err := commit(v, "large file, version "+strconv.Itoa(v), func() error { return large(w, s.LargeFile, v, s.Versions) }); err != nil {
 			return err
 		}
 	}
