@@ -42,7 +42,7 @@ const (
 )
 
 // UserAnnotations are the keys under Prefix that users may set.
-var UserAnnotations = []string{AnnotationRepo, AnnotationBranch, AnnotationSecret, AnnotationClaim, AnnotationContainer, AnnotationSeedMemory, AnnotationStorage, AnnotationStorageClass}
+var UserAnnotations = []string{AnnotationRepo, AnnotationBranch, AnnotationSecret, AnnotationClaim, AnnotationContainer, AnnotationSeedMemory, AnnotationStorage, AnnotationStorageClass, AnnotationCABundle}
 
 // Names the webhook owns in the pod template.
 const (

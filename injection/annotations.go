@@ -25,6 +25,9 @@ type Workspace struct {
 	// Storage is the claim the injector's controller creates when it does
 	// not exist; nil when the claim is declared elsewhere.
 	Storage *contract.Storage
+	// CABundle is the ConfigMap holding a self-hosted git host's CA; empty
+	// when the system roots suffice.
+	CABundle string
 }
 
 // ClonePath is where the repository lives on the claim.
@@ -65,6 +68,7 @@ func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 		{contract.AnnotationSecret, &w.Secret, true, "name a Secret in this namespace (DNS-1123 subdomain: lowercase letters, digits, '-' and '.')"},
 		{contract.AnnotationClaim, &w.Claim, true, "name a PersistentVolumeClaim in this namespace (DNS-1123 subdomain: lowercase letters, digits, '-' and '.')"},
 		{contract.AnnotationContainer, &w.Container, false, "name a container of the pod template (DNS-1123 label: lowercase letters, digits and '-')"},
+		{contract.AnnotationCABundle, &w.CABundle, true, "name a ConfigMap in this namespace whose key " + contract.CABundleKey + " holds the git host's CA certificates in PEM (DNS-1123 subdomain: lowercase letters, digits, '-' and '.')"},
 	} {
 		v, ok := a[n.key]
 		if !ok {

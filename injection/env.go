@@ -74,7 +74,11 @@ func gitConfigEnv(clone string, hosts []string) []corev1.EnvVar {
 func writtenEnv(rec record) []corev1.EnvVar {
 	env := homeEnv()
 	env = append(env, secretEnv(contract.EnvPassword, rec.Secret, contract.SecretKeyPassword, false), tokenEnv(rec.Secret))
-	return append(env, gitConfigEnv(rec.Clone, rec.Hosts)...)
+	env = append(env, gitConfigEnv(rec.Clone, rec.Hosts)...)
+	if rec.CABundle != "" {
+		env = append(env, caEnv()...)
+	}
+	return env
 }
 
 // isWritten reports whether e is exactly an entry of written.
@@ -110,7 +114,7 @@ func insideClone(dir, clone string) bool {
 func injectContainer(c *corev1.Container, rec *record, s Settings) {
 	var kept []corev1.EnvVar
 	for i, e := range c.Env {
-		if ownedEnv(e.Name) {
+		if rec.ownsEnv(e.Name) {
 			rec.Env = append(rec.Env, replacedEnv{Index: i, EnvVar: e})
 			continue
 		}
@@ -135,7 +139,7 @@ func stripContainer(c *corev1.Container, rec record, trusted bool) {
 		c.VolumeMounts = nil
 	}
 	if !trusted {
-		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) })
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) || isWritten(e, caEnv()) })
 		if strings.HasPrefix(c.WorkingDir, contract.WorkspaceRoot+"/") {
 			c.WorkingDir = ""
 		}
@@ -143,7 +147,7 @@ func stripContainer(c *corev1.Container, rec record, trusted bool) {
 		written := writtenEnv(rec)
 		var usersNow []string // owned names holding a value the user set since
 		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
-			if !ownedEnv(e.Name) {
+			if !rec.ownsEnv(e.Name) {
 				return false
 			}
 			if rec.legacy || isWritten(e, written) {

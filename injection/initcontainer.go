@@ -92,7 +92,7 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 	env = append(env, homeEnv()...)
 	env = append(env, tokenEnv(ws.Secret))
 	memory, _ := clampSeedMemory(ws.SeedMemory)
-	return corev1.Container{
+	c := corev1.Container{
 		Name:    contract.SeedContainerName,
 		Image:   s.SeedImage,
 		Command: []string{contract.SeedBinaryPath},
@@ -108,6 +108,11 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		ImagePullPolicy:          pullPolicy(s.SeedImage),
 	}
+	if ws.CABundle != "" {
+		c.Env = append(c.Env, caSeedEnv()...)
+		c.VolumeMounts = append(c.VolumeMounts, caSeedMount())
+	}
+	return c
 }
 
 // seedSecurityContext is hardened, with the OpenCode container's effective

@@ -96,7 +96,7 @@ func Mutate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*appsv1.
 		return nil, warnings, err
 	}
 
-	rec := record{Version: contract.Version, Container: ws.Container, Secret: ws.Secret, Clone: ws.ClonePath(), Hosts: s.AllowedGitHosts}
+	rec := record{Version: contract.Version, Container: ws.Container, Secret: ws.Secret, Clone: ws.ClonePath(), Hosts: s.AllowedGitHosts, CABundle: ws.CABundle}
 	setStrategy(d, &rec)
 	ps.Volumes = append(ps.Volumes, volumes(ws)...)
 	ps.InitContainers = append([]corev1.Container{seedContainer(ps, ci, ws, s, &rec)}, ps.InitContainers...)
@@ -258,7 +258,7 @@ func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
 		if isWritten(e.EnvVar, written) || slices.ContainsFunc(base.Env, func(b replacedEnv) bool { return equality.Semantic.DeepEqual(b.EnvVar, e.EnvVar) }) {
 			continue
 		}
-		warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it for persistence and the password")
+		warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it "+envPurpose(e.Name))
 	}
 	if rec.WorkingDir != nil && *rec.WorkingDir != "" && (base.WorkingDir == nil || *base.WorkingDir != *rec.WorkingDir) {
 		warnings = append(warnings, "workingDir "+*rec.WorkingDir+" of container "+c.Name+" replaced by the clone "+rec.Clone+" (a workingDir inside the clone is kept)")

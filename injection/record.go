@@ -42,6 +42,8 @@ type record struct {
 	// The seed runs as the image's user: the pod requires non-root users but
 	// names no uid.
 	SeedRunsAsImageUser bool `json:"seedRunsAsImageUser,omitempty"`
+	// The ConfigMap of the CA added for a self-hosted git host.
+	CABundle string `json:"caBundle,omitempty"`
 
 	// legacy marks a v1 record, which did not record what it wrote: its env
 	// is stripped by name.
@@ -187,9 +189,12 @@ func (r record) agreesWith(ps *corev1.PodSpec) error {
 		}) {
 			return fmt.Errorf("secret %q is not the one volume %s reads", r.Secret, contract.AuthVolumeName)
 		}
+		if err := r.caAgrees(ps); err != nil {
+			return err
+		}
 	}
 	for _, e := range r.Env {
-		if e.Index < 0 || e.Index > len(c.Env)+len(r.Env) || !ownedEnv(e.Name) {
+		if e.Index < 0 || e.Index > len(c.Env)+len(r.Env) || !r.ownsEnv(e.Name) {
 			return fmt.Errorf("env entry %q does not fit container %q", e.Name, r.Container)
 		}
 	}

@@ -18,7 +18,7 @@ const secretVolumeDefaultMode = 0o644
 
 // volumes are the claim and the optional auth.json item of the Secret.
 func volumes(ws Workspace) []corev1.Volume {
-	return []corev1.Volume{
+	vs := []corev1.Volume{
 		{Name: contract.DataVolumeName, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ws.Claim},
 		}},
@@ -31,6 +31,10 @@ func volumes(ws Workspace) []corev1.Volume {
 			},
 		}},
 	}
+	if ws.CABundle != "" {
+		vs = append(vs, caVolume(ws.CABundle))
+	}
+	return vs
 }
 
 func dataMount() corev1.VolumeMount {
@@ -41,7 +45,7 @@ func dataMount() corev1.VolumeMount {
 func isDataMount(m corev1.VolumeMount) bool { return equality.Semantic.DeepEqual(m, dataMount()) }
 
 func isOurVolume(name string) bool {
-	return name == contract.DataVolumeName || name == contract.AuthVolumeName
+	return name == contract.DataVolumeName || name == contract.AuthVolumeName || name == contract.CAVolumeName
 }
 
 // stripVolumes removes our volumes.
