@@ -2,6 +2,8 @@ package seed
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +31,7 @@ import (
 // ensureClone makes sure the workspace holds a clone of url: it clones when
 // the path is absent, and leaves whatever the user made of the clone as it
 // is, touching no network.
-func ensureClone(ctx context.Context, url string, cfg Config, report func(string, ...any)) error {
+func ensureClone(ctx context.Context, url string, cfg Config, trusted *trust, report func(string, ...any)) error {
 	ws := filepath.Clean(cfg.Workspace)
 	if err := removeStagingLeftovers(ws, report); err != nil {
 		return err
@@ -38,12 +40,12 @@ func ensureClone(ctx context.Context, url string, cfg Config, report func(string
 	if err != nil || present {
 		return err
 	}
-	return clone(ctx, url, ws, cfg, report)
+	return clone(ctx, url, ws, cfg, trusted, report)
 }
 
 // clone fetches url into a staging directory and renames it into place, so
 // ws only ever holds a complete clone, then marks the clone as finished.
-func clone(ctx context.Context, url, ws string, cfg Config, report func(string, ...any)) error {
+func clone(ctx context.Context, url, ws string, cfg Config, trusted *trust, report func(string, ...any)) error {
 	st, err := newStage(ws)
 	if err != nil {
 		return err
@@ -51,7 +53,7 @@ func clone(ctx context.Context, url, ws string, cfg Config, report func(string, 
 	start := time.Now()
 	stalled := &atomic.Bool{}
 	large := &atomic.Pointer[tooLarge]{}
-	client.InstallProtocol("https", githttp.NewClient(newHTTPClient(cfg.StallTimeout, stalled)))
+	client.InstallProtocol("https", githttp.NewClient(newHTTPClient(cfg.StallTimeout, stalled, trusted)))
 	opts := &git.CloneOptions{URL: url}
 	if cfg.Token != "" {
 		opts.Auth = &githttp.BasicAuth{Username: contract.TokenUser, Password: cfg.Token}
@@ -172,6 +174,8 @@ func classify(err error, url string, cfg Config, stalled bool) error {
 		return fail(ExitNotFound, err, "clone %s: the repository is empty; push a first commit", url)
 	case stalled:
 		return fail(ExitNetwork, err, "clone %s: the transfer stalled (nothing received for %s); the next start retries", url, cfg.StallTimeout)
+	case errors.As(err, new(x509.UnknownAuthorityError)), strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		return fail(ExitNetwork, err, "clone %s: the host's certificate is signed by a CA the seed does not trust; for a self-hosted host, set annotation %s to a ConfigMap whose key %s holds its CA", url, contract.AnnotationCABundle, contract.CABundleKey)
 	default:
 		return fail(ExitNetwork, err, "clone %s: network error; the next start retries", url)
 	}
@@ -198,8 +202,9 @@ func diskError(err error, format string, args ...any) error {
 }
 
 // newHTTPClient gives up on connections and transfers that go quiet for
-// stall, and sets *stalled when it does.
-func newHTTPClient(stall time.Duration, stalled *atomic.Bool) *http.Client {
+// stall, and sets *stalled when it does. It trusts the system roots, plus
+// the CA when one is given.
+func newHTTPClient(stall time.Duration, stalled *atomic.Bool, trusted *trust) *http.Client {
 	base := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: stall, KeepAlive: 30 * time.Second}).DialContext,
@@ -207,6 +212,9 @@ func newHTTPClient(stall time.Duration, stalled *atomic.Bool) *http.Client {
 		ResponseHeaderTimeout: stall,
 		ForceAttemptHTTP2:     true,
 		IdleConnTimeout:       90 * time.Second,
+	}
+	if trusted != nil {
+		base.TLSClientConfig = &tls.Config{RootCAs: trusted.pool}
 	}
 	return &http.Client{Transport: &stallTransport{base: base, idle: stall, stalled: stalled}}
 }

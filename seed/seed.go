@@ -47,7 +47,9 @@ type Config struct {
 	Dirs         []string // HOME and the XDG directories to create
 	Token        string   // GITHUB_TOKEN; never printed
 	StallTimeout time.Duration
-	MemoryLimit  int64 // the container's memory limit in bytes; 0: none
+	MemoryLimit  int64  // the container's memory limit in bytes; 0: none
+	CASource     string // PEM of a CA added to the system roots; empty: none
+	CATarget     string // directory on the claim for the bundles git and OpenCode read
 }
 
 // Error is a failure with its exit code and a message that says what to do.
@@ -115,6 +117,8 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	hosts := fs.String("allowed-git-hosts", envOr(contract.EnvSeedAllowedHosts, contract.DefaultAllowedGitHosts), "comma-separated hosts (host or host:port) the repo may come from (env "+contract.EnvSeedAllowedHosts+")")
 	stall := envOr(EnvStallTimeout, defaultStall.String())
 	stallFlag := fs.String("stall-timeout", stall, "give up when a transfer sends nothing for this long (env "+EnvStallTimeout+")")
+	fs.StringVar(&cfg.CASource, "ca-source", env(contract.EnvSeedCASource), "PEM of a CA to trust besides the system roots (env "+contract.EnvSeedCASource+")")
+	fs.StringVar(&cfg.CATarget, "ca-target", env(contract.EnvSeedCATarget), "directory where the CA and the system roots plus the CA are written, with --ca-source (env "+contract.EnvSeedCATarget+")")
 	memFlag := fs.String("memory-limit", env(contract.EnvSeedMemoryLimit), "the container's memory limit, in bytes or like 256Mi; the seed keeps to 85% of it (env "+contract.EnvSeedMemoryLimit+")")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: opencode-injector seed [flags]\n\nThe token comes only from env "+contract.EnvToken+
@@ -158,9 +162,22 @@ func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
 	if err := checkBranch(cfg.Branch); err != nil {
 		return fail(ExitUsage, nil, "--branch: %v", err)
 	}
-	// The clone goes first: when it fails, the claim is left as it was.
-	if err := ensureClone(ctx, repo.URL, cfg, report); err != nil {
+	if (cfg.CASource == "") != (cfg.CATarget == "") {
+		return fail(ExitUsage, nil, "--ca-source and --ca-target go together")
+	}
+	trusted, err := loadTrust(cfg.CASource)
+	if err != nil {
 		return err
+	}
+	// The clone goes first: when it fails, the claim is left as it was.
+	if err := ensureClone(ctx, repo.URL, cfg, trusted, report); err != nil {
+		return err
+	}
+	if trusted != nil {
+		if err := trusted.write(cfg.CATarget); err != nil {
+			return err
+		}
+		report("CA bundle: %s trusted besides the system roots; written to %s", cfg.CASource, cfg.CATarget)
 	}
 	for _, dir := range cfg.Dirs {
 		if err := os.MkdirAll(dir, 0o700); err != nil {

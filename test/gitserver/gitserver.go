@@ -4,6 +4,7 @@
 package gitserver
 
 import (
+	"crypto/tls"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -54,7 +55,10 @@ type Server struct {
 }
 
 // Start serves root with basic auth (User, token); caDir receives the CA file.
-func Start(root, token, caDir string) (*Server, error) {
+func Start(root, token, caDir string) (*Server, error) { return start(root, token, caDir, nil) }
+
+// start serves with own's certificate, or httptest's when own is nil.
+func start(root, token, caDir string, own *ownCA) (*Server, error) {
 	backend, err := backendPath()
 	if err != nil {
 		return nil, err
@@ -65,7 +69,7 @@ func Start(root, token, caDir string) (*Server, error) {
 		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 		Stderr: io.Discard, // "Not a git repository" for the not-found tests
 	}
-	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
 		if user, pass, ok := r.BasicAuth(); !ok || user != contract.TokenUser || pass != s.Token {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -80,10 +84,16 @@ func Start(root, token, caDir string) (*Server, error) {
 		}
 		cgiHandler.ServeHTTP(w, r)
 	}))
+	caFile, caDER := "git-server-ca.pem", func() []byte { return s.srv.Certificate().Raw }
+	if own != nil {
+		s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{own.serving}}
+		caFile, caDER = own.name+"-ca.pem", func() []byte { return own.ca }
+	}
+	s.srv.StartTLS()
 	u, _ := url.Parse(s.srv.URL)
 	s.URL, s.Host = s.srv.URL, u.Host
-	s.CAFile = filepath.Join(caDir, "git-server-ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+	s.CAFile = filepath.Join(caDir, caFile)
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER()})
 	if err := os.WriteFile(s.CAFile, pemBytes, 0o644); err != nil {
 		s.Close()
 		return nil, err
