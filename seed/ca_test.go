@@ -56,6 +56,12 @@ func TestSelfHostedCAIsAddedToTheSystemRoots(t *testing.T) {
 		t.Errorf("ca.crt holds %d certificates, want the CA alone", n)
 	}
 
+	// The same seed, CA given, still trusts the system roots: a GitHub-like
+	// repository clones beside the self-hosted one.
+	v.env["OPENCODE_SEED_REPO"] = server.RepoURL("acme", "tools")
+	v.env["OPENCODE_SEED_WORKSPACE"] = v.workspace()
+	v.seed(t).want(t, 0, "cloned")
+
 	// git in the workspace container's env: GIT_SSL_CAINFO is the bundle.
 	bundle := filepath.Join(tlsDir, "ca-certificates.crt")
 	auth := "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token))
