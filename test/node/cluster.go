@@ -70,7 +70,6 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
-
 // WriteLogTails writes the end of every component's log to w, for a failed
 // run (the run's directory is removed afterwards).
 func (c *Cluster) WriteLogTails(w io.Writer) {

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,11 @@ func importOurImages(t *testing.T, c *node.Cluster) string {
 		if imagesErr = c.ImportImage(ctx, os.Getenv(openCodeImageEnv)); imagesErr != nil {
 			return
 		}
-		archive := os.Getenv(injectorImageEnv)
+		archive, err := node.BuildInjectorImage(filepath.Join("..", ".."), node.WorkDir(), injectorVersion, os.Stderr)
+		if err != nil {
+			imagesErr = err
+			return
+		}
 		if imagesErr = c.ImportImage(ctx, archive, "--digests", "--base-name", node.InjectorImageRepo); imagesErr != nil {
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 )
@@ -100,9 +101,19 @@ func runIsolated(prepare func(work string) ([]string, error)) (int, error) {
 	if err != nil {
 		return 1, errors.Join(err, cleanup())
 	}
+	// SIGINT or SIGTERM (go test's timeout, Ctrl-C) ends the run with its
+	// clean-up: the namespaces' init is killed, and with it everything.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stop)
 	env, err := prepare(work)
 	if err != nil {
 		return 1, errors.Join(err, cleanup())
+	}
+	select {
+	case sig := <-stop:
+		return 1, errors.Join(fmt.Errorf("stopped by %v", sig), cleanup())
+	default:
 	}
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -111,11 +122,20 @@ func runIsolated(prepare func(work string) ([]string, error)) (int, error) {
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET,
 		Pdeathsig:  syscall.SIGKILL,
 	}
+	if err := cmd.Start(); err != nil {
+		return 1, errors.Join(fmt.Errorf("start the node's namespaces: %w", err), cleanup())
+	}
+	go func() {
+		if sig, ok := <-stop; ok {
+			fmt.Fprintf(os.Stderr, "node: %v: stopping the node\n", sig)
+			_ = cmd.Process.Kill()
+		}
+	}()
 	code := 0
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Wait(); err != nil {
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) {
-			return 1, errors.Join(fmt.Errorf("start the node's namespaces: %w", err), cleanup())
+			return 1, errors.Join(fmt.Errorf("the node's namespaces: %w", err), cleanup())
 		}
 		code = exit.ExitCode()
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/angryninja/opencode-injector/test/node"
 	"github.com/angryninja/opencode-injector/test/certmanager"
+	"github.com/angryninja/opencode-injector/test/node"
 )
 
 var (
@@ -24,11 +24,9 @@ var (
 // (built before: there is no network inside).
 const assetsEnv = "OPENCODE_NODE_ASSETS"
 
-// The image archives prepare built, for the tests to import.
-const (
-	openCodeImageEnv = "OPENCODE_NODE_OPENCODE_IMAGE"
-	injectorImageEnv = "OPENCODE_NODE_INJECTOR_IMAGE"
-)
+// openCodeImageEnv names the OpenCode image archive prepare built, for the
+// tests to import.
+const openCodeImageEnv = "OPENCODE_NODE_OPENCODE_IMAGE"
 
 // injectorVersion is the version compiled into the injector image under
 // test (its layout's ref name, so its tag).
@@ -53,9 +51,10 @@ func TestMain(m *testing.M) {
 }
 
 // prepare builds, on the machine, what the tests need inside the
-// namespaces (where there is no network): the Kubernetes binaries and our
-// images.
-func prepare(work string) ([]string, error) {
+// namespaces and cannot build there (there is no network): the Kubernetes
+// binaries, the OpenCode image and the cert-manager CRDs. (The injector
+// image is built inside, when a test needs it, from the module cache.)
+func prepare(string) ([]string, error) {
 	assets, err := nodeAssets()
 	if err != nil {
 		return nil, err
@@ -72,16 +71,12 @@ func prepare(work string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	injector, err := node.BuildInjectorImage(filepath.Join("..", ".."), work, injectorVersion, os.Stderr)
-	if err != nil {
-		return nil, err
-	}
 	crds, err := certmanager.CRDFiles()
 	if err != nil {
 		return nil, err
 	}
 	return []string{
-		assetsEnv + "=" + assets, openCodeImageEnv + "=" + openCode, injectorImageEnv + "=" + injector,
+		assetsEnv + "=" + assets, openCodeImageEnv + "=" + openCode,
 		crdsEnv + "=" + strings.Join(crds, string(os.PathListSeparator)),
 	}, nil
 }
