@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/angryninja/opencode-injector/test/certmanager"
 	"github.com/angryninja/opencode-injector/test/node"
 )
@@ -94,6 +97,8 @@ func nodeAssets() (string, error) {
 }
 
 func runTests(m *testing.M) int {
+	// cert-manager's CA injector runs on a controller-runtime manager.
+	ctrllog.SetLogger(logr.Discard())
 	c, err := node.Start(context.Background(), os.Getenv(assetsEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "node: start:", err)

@@ -268,21 +268,37 @@ func waitNoPods(ctx context.Context, c *node.Cluster) error {
 	}
 }
 
-// get is GET url's status, with OpenCode's basic auth when password is set.
+// get is GET url's status, with OpenCode's basic auth when password is
+// set. A server that is listening (the probes pass) may still be starting:
+// requests that get no answer are retried for two minutes.
 func get(t *testing.T, url, password string) int {
 	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, err := getOnce(url, password)
+		if err == nil {
+			return code
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func getOnce(url, password string) (int, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	if password != "" {
 		req.SetBasicAuth("opencode", password)
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
