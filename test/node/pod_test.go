@@ -99,12 +99,12 @@ func TestPodOnTheNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if done.Status.Phase != corev1.PodSucceeded {
+		t.Fatalf("pod %s: init %+v, main %+v", done.Status.Phase, done.Status.InitContainerStatuses, done.Status.ContainerStatuses)
+	}
 	logs, err := c.Logs(ctx, ns, "volume", "main")
 	if err != nil {
 		t.Fatal(err)
-	}
-	if done.Status.Phase != corev1.PodSucceeded {
-		t.Fatalf("pod %s: %+v\n%s", done.Status.Phase, done.Status.ContainerStatuses, logs)
 	}
 	for _, want := range []string{
 		"PASSWORD=hunter2\n",
