@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -39,14 +40,17 @@ var OpenCodeImageConfig = v1.Config{
 }
 
 // BuildOpenCodeImage writes the OpenCode-with-git image as a `docker save`
-// archive into cacheDir, once per OpenCode version, and returns its path.
+// archive into cacheDir, once per OpenCode version and recipe, and returns
+// its path.
 // It needs the network (npm, Debian's archive): call it before the
 // namespaces. The release builds the same image from the official Alpine
 // image (deploy/opencode-image); here it is Debian's git and the pinned
 // opencode-ai npm package's glibc binary, assembled with
 // go-containerregistry. OpenCodeEquivalence checks what must match.
 func BuildOpenCodeImage(cacheDir string, log io.Writer) (string, error) {
-	archive := filepath.Join(cacheDir, "opencode-git-"+opencode.Version+".tar")
+	// The recipe is part of the name: a changed one builds anew.
+	recipe := sha256.Sum256(fmt.Appendf(nil, "%q %+v", openCodePackages, OpenCodeImageConfig))
+	archive := filepath.Join(cacheDir, fmt.Sprintf("opencode-git-%s-%x.tar", opencode.Version, recipe[:6]))
 	if _, err := os.Stat(archive); err == nil {
 		return archive, nil
 	}
