@@ -3,12 +3,13 @@
 # downloads are not reachable here) and prints the directory that holds them,
 # for KUBEBUILDER_ASSETS. Results are cached; a set KUBEBUILDER_ASSETS wins.
 # With --node it also builds what a real node needs (test/node): kubelet,
-# kube-controller-manager, kube-scheduler and kube-proxy, at the same version.
+# kube-controller-manager and kube-scheduler, at the same version (one DNAT
+# rule stands in for kube-proxy, see test/node).
 set -euo pipefail
 
 node_cmds=()
 if [ "${1:-}" = "--node" ]; then
-  node_cmds=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+  node_cmds=(kubelet kube-controller-manager kube-scheduler)
 fi
 
 K8S_VERSION=${K8S_VERSION:-1.35.8}
