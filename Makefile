@@ -28,9 +28,12 @@ lint:
 # The whole suite: unit, golden, seed (real git over HTTPS) and envtest
 # end-to-end tests. hack/image cross-compiles the image for two platforms,
 # which takes minutes with a cold build cache: hence the longer timeout.
+# As root, the real-node suite (test/node) runs too: hack/test-deps.sh
+# installs containerd, runc and the CNI plugins, and envtest-assets.sh
+# --node builds the kubelet, controller-manager and scheduler (cached).
 test: lint
 	@hack/test-deps.sh
-	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -timeout 30m ./...
+	@assets=$$(hack/envtest-assets.sh $$([ "$$(id -u)" -eq 0 ] && echo --node)) && KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -timeout 30m ./...
 
 # Explores the update properties with Go's fuzzer, FUZZTIME per target
 # (the seed corpus already runs in `make test`).
