@@ -33,7 +33,7 @@ lint:
 # --node builds the kubelet, controller-manager and scheduler (cached).
 test: lint
 	@hack/test-deps.sh
-	@assets=$$(hack/envtest-assets.sh $$([ "$$(id -u)" -eq 0 ] && echo --node)) && KUBEBUILDER_ASSETS=$$assets $(GO) test -count=1 -timeout 30m ./...
+	@assets=$$(hack/envtest-assets.sh $$([ "$$(id -u)" -eq 0 ] && echo --node)) && KUBEBUILDER_ASSETS=$$assets KUBEBUILDER_CONTROLPLANE_START_TIMEOUT=$${KUBEBUILDER_CONTROLPLANE_START_TIMEOUT:-2m} $(GO) test -count=1 -timeout 30m ./...
 
 # Explores the update properties with Go's fuzzer, FUZZTIME per target
 # (the seed corpus already runs in `make test`).

@@ -19,10 +19,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/certmanager"
 	"github.com/angryninja/opencode-injector/test/node"
 	"github.com/angryninja/opencode-injector/test/testenv"
-	"github.com/angryninja/opencode-injector/manifest"
 )
 
 // crdsEnv carries the cert-manager CRD files (in the Go module cache,
