@@ -46,8 +46,7 @@ type injectorState struct {
 func checkInjector(ctx context.Context, c client.Client, r *report, o checkOptions) injectorState {
 	r.section("opencode-injector")
 	var st injectorState
-	st.inject = findWebhook(ctx, c, r, "MutatingWebhookConfiguration", injectWebhook)
-	st.scale = findWebhook(ctx, c, r, "ValidatingWebhookConfiguration", scaleWebhook)
+	st.inject, st.scale = findWebhooks(ctx, c, r)
 	if st.inject == nil {
 		return st
 	}
@@ -74,36 +73,42 @@ func checkInjector(ctx context.Context, c client.Client, r *report, o checkOptio
 	return st
 }
 
-// findWebhook finds the configuration of kind that registers the webhook
-// name (deploy/ calls both configurations opencode-injector; a chart may
-// prefix them).
-func findWebhook(ctx context.Context, c client.Client, r *report, kind, name string) *webhook {
+// findWebhooks finds the configurations that register the injector's two
+// webhooks, by the webhooks' names (deploy/ calls both configurations
+// opencode-injector; a chart may prefix them).
+func findWebhooks(ctx context.Context, c client.Client, r *report) (inject, scale *webhook) {
+	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
+	var validating admissionregistrationv1.ValidatingWebhookConfigurationList
+	if err := c.List(ctx, &mutating); err != nil {
+		r.fail("webhook configurations", "list: "+err.Error(), "run check with a kubeconfig that may list webhook configurations")
+		return nil, nil
+	}
+	if err := c.List(ctx, &validating); err != nil {
+		r.fail("webhook configurations", "list: "+err.Error(), "run check with a kubeconfig that may list webhook configurations")
+		return nil, nil
+	}
 	var found []webhook
-	switch kind {
-	case "MutatingWebhookConfiguration":
-		var list admissionregistrationv1.MutatingWebhookConfigurationList
-		if err := c.List(ctx, &list); err != nil {
-			r.fail(kind+"s", "list: "+err.Error(), "run check with a kubeconfig that may list webhook configurations")
-			return nil
-		}
-		for _, cfg := range list.Items {
-			for _, w := range cfg.Webhooks {
-				found = append(found, webhook{kind, cfg.Name, w.Name, cfg.Annotations, w.ClientConfig, w.NamespaceSelector})
-			}
-		}
-	case "ValidatingWebhookConfiguration":
-		var list admissionregistrationv1.ValidatingWebhookConfigurationList
-		if err := c.List(ctx, &list); err != nil {
-			r.fail(kind+"s", "list: "+err.Error(), "run check with a kubeconfig that may list webhook configurations")
-			return nil
-		}
-		for _, cfg := range list.Items {
-			for _, w := range cfg.Webhooks {
-				found = append(found, webhook{kind, cfg.Name, w.Name, cfg.Annotations, w.ClientConfig, w.NamespaceSelector})
-			}
+	for _, cfg := range mutating.Items {
+		for _, w := range cfg.Webhooks {
+			found = append(found, webhook{mutatingKind, cfg.Name, w.Name, cfg.Annotations, w.ClientConfig, w.NamespaceSelector})
 		}
 	}
-	i := slices.IndexFunc(found, func(w webhook) bool { return w.name == name })
+	for _, cfg := range validating.Items {
+		for _, w := range cfg.Webhooks {
+			found = append(found, webhook{validatingKind, cfg.Name, w.Name, cfg.Annotations, w.ClientConfig, w.NamespaceSelector})
+		}
+	}
+	return pick(r, found, mutatingKind, injectWebhook), pick(r, found, validatingKind, scaleWebhook)
+}
+
+const (
+	mutatingKind   = "MutatingWebhookConfiguration"
+	validatingKind = "ValidatingWebhookConfiguration"
+)
+
+// pick reports whether the webhook name of kind is registered.
+func pick(r *report, found []webhook, kind, name string) *webhook {
+	i := slices.IndexFunc(found, func(w webhook) bool { return w.kind == kind && w.name == name })
 	if i < 0 {
 		r.fail(kind+" "+name, "not registered", "install deploy/ (kubectl apply -k, or the Flux example): without it nothing is injected")
 		return nil

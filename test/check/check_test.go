@@ -95,30 +95,18 @@ func (cl *cluster) failures(t *testing.T) []failure {
 	return []failure{{
 		name: "missing caBundle",
 		provoke: func(t *testing.T) func() {
-			var saved []byte
-			update(t, mutating, func(c *admissionregistrationv1.MutatingWebhookConfiguration) {
-				saved, c.Webhooks[0].ClientConfig.CABundle = c.Webhooks[0].ClientConfig.CABundle, nil
-			})
-			return func() {
-				update(t, mutating, func(c *admissionregistrationv1.MutatingWebhookConfiguration) {
-					c.Webhooks[0].ClientConfig.CABundle = saved
-				})
-			}
+			return swapCABundle(t, mutating, func(c *admissionregistrationv1.MutatingWebhookConfiguration) *[]byte {
+				return &c.Webhooks[0].ClientConfig.CABundle
+			}, nil)
 		},
 		want: "✗ caBundle of MutatingWebhookConfiguration opencode-injector webhook inject.opencode.angryninja.cloud: empty",
 	}, {
 		name: "wrong caBundle",
 		provoke: func(t *testing.T) func() {
-			var saved []byte
 			_, _, other := newCA(t, "another-ca")
-			update(t, validating, func(c *admissionregistrationv1.ValidatingWebhookConfiguration) {
-				saved, c.Webhooks[0].ClientConfig.CABundle = c.Webhooks[0].ClientConfig.CABundle, other
-			})
-			return func() {
-				update(t, validating, func(c *admissionregistrationv1.ValidatingWebhookConfiguration) {
-					c.Webhooks[0].ClientConfig.CABundle = saved
-				})
-			}
+			return swapCABundle(t, validating, func(c *admissionregistrationv1.ValidatingWebhookConfiguration) *[]byte {
+				return &c.Webhooks[0].ClientConfig.CABundle
+			}, other)
 		},
 		want: "✗ caBundle of ValidatingWebhookConfiguration opencode-injector webhook scale.opencode.angryninja.cloud: does not verify the serving certificate",
 	}, {
@@ -241,6 +229,14 @@ func (cl *cluster) failures(t *testing.T) []failure {
 		provoke: seedExit(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}),
 		want:    "OOMKilled: the kernel killed the seed at its memory limit 256Mi",
 	}}
+}
+
+// swapCABundle sets the caBundle that field points at in cfg to pem and
+// returns what puts the old one back.
+func swapCABundle[T client.Object](t *testing.T, cfg T, field func(T) *[]byte, pem []byte) (restore func()) {
+	var saved []byte
+	update(t, cfg, func(c T) { saved, *field(c) = *field(c), pem })
+	return func() { update(t, cfg, func(c T) { *field(c) = saved }) }
 }
 
 // withoutWebhook makes write while the mutating webhook configuration is

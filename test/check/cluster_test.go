@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,14 +19,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
-	"github.com/angryninja/opencode-injector/manifest"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 	"github.com/angryninja/opencode-injector/test/testenv"
 )
 
@@ -65,7 +63,9 @@ func install(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply(t, docs, "Namespace", "ServiceAccount", "Service")
+	if err := testenv.Apply(ctx, env.Client, "check-test", docs, "Namespace", "ServiceAccount", "Service"); err != nil {
+		t.Fatal(err)
+	}
 	cl.installPods(t, docs)
 	cl.slice = &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: "opencode-injector-x7k2p", Namespace: injectorNamespace,
@@ -189,15 +189,7 @@ func setSeed(t *testing.T, p *corev1.Pod, st corev1.ContainerStatus) {
 
 func fixture(t *testing.T) *appsv1.Deployment {
 	t.Helper()
-	rendered, err := os.ReadFile(filepath.Join(root, "test", "fixtures", "app-template", "flux.rendered.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := manifest.FirstDeployment(rendered)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 }
 
 // issue signs a serving certificate for the injector's Service with the
@@ -249,24 +241,6 @@ func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey, []b
 	return ca, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// apply creates deploy/'s documents of the given kinds.
-func apply(t *testing.T, docs [][]byte, kinds ...string) {
-	t.Helper()
-	for _, doc := range docs {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range kinds {
-			if u.GetKind() == k {
-				if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("check-test"), client.ForceOwnership); err != nil {
-					t.Fatalf("%s %s: %v", k, u.GetName(), err)
-				}
-			}
-		}
-	}
-}
-
 func create(t *testing.T, obj client.Object) {
 	t.Helper()
 	if err := env.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -277,24 +251,23 @@ func create(t *testing.T, obj client.Object) {
 // update reads obj, changes it and writes it back.
 func update[T client.Object](t *testing.T, obj T, change func(T)) {
 	t.Helper()
-	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-		t.Fatal(err)
-	}
-	change(obj)
-	if err := env.Client.Update(ctx, obj); err != nil {
-		t.Fatalf("update %T %s: %v", obj, obj.GetName(), err)
-	}
+	write(t, obj, change, func(obj client.Object) error { return env.Client.Update(ctx, obj) })
 }
 
 // setStatus reads obj, changes it and writes its status subresource, as
 // the kubelet or a controller would.
 func setStatus[T client.Object](t *testing.T, obj T, change func(T)) {
 	t.Helper()
+	write(t, obj, change, func(obj client.Object) error { return env.Client.Status().Update(ctx, obj) })
+}
+
+func write[T client.Object](t *testing.T, obj T, change func(T), put func(client.Object) error) {
+	t.Helper()
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 		t.Fatal(err)
 	}
 	change(obj)
-	if err := env.Client.Status().Update(ctx, obj); err != nil {
-		t.Fatalf("update status of %T %s: %v", obj, obj.GetName(), err)
+	if err := put(obj); err != nil {
+		t.Fatalf("write %T %s: %v", obj, obj.GetName(), err)
 	}
 }

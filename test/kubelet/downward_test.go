@@ -1,8 +1,6 @@
 package kubelet_test
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -11,21 +9,14 @@ import (
 
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
-	"github.com/angryninja/opencode-injector/manifest"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 	"github.com/angryninja/opencode-injector/test/kubelet"
 )
 
 // TestSeedMemoryLimitFromTheDownwardAPI: the injected seed sees its own
 // memory limit in bytes, as the kubelet fills OPENCODE_SEED_MEMORY_LIMIT.
 func TestSeedMemoryLimitFromTheDownwardAPI(t *testing.T) {
-	rendered, err := os.ReadFile(filepath.Join("..", "fixtures", "app-template", "flux.rendered.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := manifest.FirstDeployment(rendered)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 	d.Annotations[contract.AnnotationSeedMemory] = "1Gi"
 	out, _, err := injection.Mutate(d, nil, injection.DefaultSettings(injection.ImageRepository+":v0.0.0-test"))
 	if err != nil {
