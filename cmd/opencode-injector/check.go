@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +37,17 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "check: load the kubeconfig: %v\n", err)
 		return 2
 	}
+	cfg.Timeout = *timeout
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "check: connect to %s: %v\n", cfg.Host, err)
+		return 2
+	}
+	version, err := dc.ServerVersion()
+	if err != nil {
+		fmt.Fprintf(stderr, "check: reach the API server %s: %v\n", cfg.Host, err)
+		return 2
+	}
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "check: connect to %s: %v\n", cfg.Host, err)
@@ -43,6 +55,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	fmt.Fprintf(stdout, "cluster %s (Kubernetes %s)\n", cfg.Host, version.GitVersion)
 	r := &report{out: stdout}
 	found := checkInjector(ctx, c, r, o)
 	checkWorkspaces(ctx, c, r, found)

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -23,7 +24,12 @@ func checkSeedExit(ctx context.Context, c client.Client, r *report, d *appsv1.De
 		return
 	}
 	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		r.fail(what, "the Deployment's selector: "+err.Error(), "fix spec.selector")
+		return
+	}
+	if err := c.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
 		r.fail(what, "list Pods: "+err.Error(), "run check with a kubeconfig that may list pods in "+d.Namespace)
 		return
 	}
@@ -109,8 +115,8 @@ func waitingReason(st corev1.ContainerStatus) string {
 // firstLine is the first line of a termination message, kept short.
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
 	}
 	return s
 }

@@ -25,6 +25,7 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("a healthy install: exit %d, failed %q\n%s", code, failed, out)
 	}
 	for _, want := range []string{
+		" (Kubernetes v1.35.",
 		"✓ caBundle of MutatingWebhookConfiguration opencode-injector webhook inject.opencode.angryninja.cloud: verifies the serving certificate for opencode-injector.opencode-system.svc",
 		"✓ caBundle of ValidatingWebhookConfiguration opencode-injector webhook scale.opencode.angryninja.cloud: verifies the serving certificate",
 		"✓ serving certificate (Secret opencode-system/" + cl.secretName + "): valid until",

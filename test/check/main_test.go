@@ -105,3 +105,25 @@ func check(t *testing.T) (code int, out string, failed []string) {
 	}
 	return code, stdout.String(), failed
 }
+
+// TestCheckUnreachable: a cluster check cannot reach is exit 2 with the
+// reason on stderr, never a list of failed checks.
+func TestCheckUnreachable(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(config, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: gone, cluster: {server: "https://`+testenv.FreeAddr(t)+`"}}]
+contexts: [{name: gone, context: {cluster: gone, user: nobody}}]
+users: [{name: nobody, user: {token: x}}]
+current-context: gone
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "check", "--kubeconfig", config, "--timeout", "5s")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var exit *exec.ExitError
+	if err := cmd.Run(); !errors.As(err, &exit) || exit.ExitCode() != 2 || stdout.Len() > 0 || !strings.Contains(stderr.String(), "check: reach the API server") {
+		t.Errorf("unreachable cluster: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+}
