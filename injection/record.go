@@ -156,6 +156,14 @@ func readRecord(d *appsv1.Deployment) (rec record, trusted bool, warning string)
 	return rec, true, ""
 }
 
+// RecordProblem says why the status annotation of an injected Deployment
+// is not trusted (deleted, malformed or edited by hand), or "" when it is,
+// by the very reading the injection does (`opencode-injector check`).
+func RecordProblem(d *appsv1.Deployment) string {
+	_, _, warning := readRecord(d)
+	return warning
+}
+
 // agreesWith checks the record against the object it sits on: a record
 // that names a container that does not exist, one the injection did not
 // mount the claim into, or a Secret, clone or hosts other than those of the
