@@ -102,21 +102,6 @@ func TestUserRaisedLimitIsKept(t *testing.T) {
 	}
 }
 
-// A default the injector's flags change reaches the workspace: the value
-// the injection wrote is still the injector's, not the user's.
-func TestChangedDefaultsReachInjectedWorkspaces(t *testing.T) {
-	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
-	s := testSettings()
-	s.DefaultLimits[corev1.ResourceMemory] = resource.MustParse("1Gi")
-	again, _, err := Mutate(once, nil, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := app(again).Resources.Limits[corev1.ResourceMemory]; got.Cmp(resource.MustParse("1Gi")) != 0 {
-		t.Errorf("limits.memory is %s, want the new default 1Gi", got.String())
-	}
-}
-
 func TestUserFSGroupIsKept(t *testing.T) {
 	once, warnings := mustInject(t, injectiontest.ReadDeployment(t, "testdata/non-root-no-uid.yaml"))
 	if count(warnings, "fsGroup set to") != 1 {
@@ -220,7 +205,7 @@ func TestOverrideWarnsOnlyWhenItChanges(t *testing.T) {
 	if _, warnings = mustInject(t, once); count(warnings, "spec.strategy") != 0 {
 		t.Errorf("strategy warning repeated on re-injection: %q", warnings)
 	}
-	_, warnings, err := Mutate(in, &once.ObjectMeta, testSettings())
+	_, warnings, err := Mutate(in, once, testSettings())
 	if err != nil || count(warnings, "spec.strategy") != 0 {
 		t.Errorf("strategy warning repeated on an update that sends the chart's object again: %q, %v", warnings, err)
 	}
@@ -230,7 +215,7 @@ func TestRepoChangeClonesBeside(t *testing.T) {
 	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	changed := once.DeepCopy()
 	changed.Annotations[contract.AnnotationRepo] = "bob/k8s-cluster"
-	out, warnings, err := Mutate(changed, &once.ObjectMeta, testSettings())
+	out, warnings, err := Mutate(changed, once, testSettings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +362,7 @@ func TestUninjectionRemovesLeftovers(t *testing.T) {
 	injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	delete(injected.Annotations, contract.AnnotationInjected)
 	injected.Spec.Template.Spec.InitContainers = nil
-	stored := injected.ObjectMeta.DeepCopy()
+	stored := injected.DeepCopy()
 	delete(injected.Labels, contract.LabelInject)
 	out, warnings, err := Mutate(injected, stored, testSettings())
 	if err != nil || count(warnings, "without its record") != 1 {
@@ -411,7 +396,7 @@ func TestUpdateWarnings(t *testing.T) {
 	for key, value := range map[string]string{contract.AnnotationBranch: "release", contract.AnnotationClaim: "other-claim"} {
 		changed := once.DeepCopy()
 		changed.Annotations[key] = value
-		_, warnings, err := Mutate(changed, &once.ObjectMeta, testSettings())
+		_, warnings, err := Mutate(changed, once, testSettings())
 		if err != nil || count(warnings, "annotation "+key+" changed") != 1 {
 			t.Errorf("%s: want one warning that it changed: %q, %v", key, warnings, err)
 		}
