@@ -253,7 +253,8 @@ func TestReservedNamesAreDenied(t *testing.T) {
 }
 
 // A record that contradicts the object is not trusted: the injection is
-// stripped by name, with a warning, and none of our env stays behind.
+// stripped by name, with a warning, and none of our env stays behind but
+// the password (TestNoUninjectionLeavesOpenCodeWithoutItsPassword).
 func TestRecordThatContradictsTheObject(t *testing.T) {
 	for name, edit := range map[string]func(d *appsv1.Deployment){
 		"names a container that does not exist": func(d *appsv1.Deployment) {
@@ -280,7 +281,7 @@ func TestRecordThatContradictsTheObject(t *testing.T) {
 			}
 			for _, c := range out.Spec.Template.Spec.Containers {
 				for _, e := range c.Env {
-					if ownedEnv(e.Name) {
+					if ownedEnv(e.Name) && e.Name != contract.EnvPassword {
 						t.Errorf("container %s keeps %s", c.Name, e.Name)
 					}
 				}
@@ -304,14 +305,18 @@ func TestV1RecordStillUninjects(t *testing.T) {
 	delete(want.Labels, contract.LabelInject)
 	app(want).Image = app(v1).Image // the testdata was upgraded to a new tag
 	// The v1 testdata predates the fixture's own password env (the examples
-	// carry it so that no path runs OpenCode without its password).
-	var env []corev1.EnvVar
+	// carry it so that no path runs OpenCode without its password); a v1
+	// record does not say what it wrote, so the injected one stays, after
+	// the user's env.
+	var env, password []corev1.EnvVar
 	for _, e := range app(want).Env {
-		if e.Name != contract.EnvPassword {
+		if e.Name == contract.EnvPassword {
+			password = append(password, e)
+		} else {
 			env = append(env, e)
 		}
 	}
-	app(want).Env = env
+	app(want).Env = append(env, password...)
 	if !equality.Semantic.DeepEqual(app(want), app(restored)) || !equality.Semantic.DeepEqual(want.Spec.Strategy, restored.Spec.Strategy) {
 		a, _ := manifest.EncodeYAML(want)
 		b, _ := manifest.EncodeYAML(restored)
@@ -348,7 +353,7 @@ func TestRecordMustMatchTheSeedAndVolume(t *testing.T) {
 				t.Fatalf("want a warning about the record: %q, %v", warnings, err)
 			}
 			for _, e := range app(out).Env {
-				if ownedEnv(e.Name) {
+				if ownedEnv(e.Name) && e.Name != contract.EnvPassword {
 					t.Errorf("un-injection left %s", e.Name)
 				}
 			}
@@ -368,7 +373,7 @@ func TestUninjectionRemovesLeftovers(t *testing.T) {
 	if err != nil || count(warnings, "without its record") != 1 {
 		t.Fatalf("want a warning about the leftovers: %q, %v", warnings, err)
 	}
-	if hasOurItems(out) || slices.ContainsFunc(app(out).Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) }) {
+	if hasOurItems(out) || slices.ContainsFunc(app(out).Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) && e.Name != contract.EnvPassword }) {
 		a, _ := manifest.EncodeYAML(out)
 		t.Errorf("leftovers stay:\n%s", a)
 	}
