@@ -103,9 +103,15 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	}
 	digest := userDigest(d)
 	if src, pinRec, ok := pinSource(in, stored, prev, trusted); ok {
-		if kept, w := keepPinned(d, src, pinRec, digest, s); kept {
-			if w != "" {
-				warnings = append(warnings, w)
+		if kept, imageWarning := keepPinned(d, src, pinRec, digest, s); kept {
+			if src == stored && w != "" {
+				// The request's record is one server-side apply left without
+				// the rest of the injection: the stored injection is kept
+				// whole, nothing was removed by name.
+				warnings = slices.DeleteFunc(warnings, func(x string) bool { return x == w })
+			}
+			if imageWarning != "" {
+				warnings = append(warnings, imageWarning)
 			}
 			return d, warnings, nil
 		}

@@ -72,6 +72,15 @@ func assertTakesNewRelease(t *testing.T, out, user *appsv1.Deployment) {
 	}
 }
 
+// withRecordOf is d carrying src's record and nothing else of its injection,
+// as server-side apply leaves it when another field manager changed the
+// record (kubectl rollout restart after an upgrade).
+func withRecordOf(d, src *appsv1.Deployment) *appsv1.Deployment {
+	d = d.DeepCopy()
+	d.Annotations[contract.AnnotationInjected] = src.Annotations[contract.AnnotationInjected]
+	return d
+}
+
 // An injector upgrade (new seed image, new defaults) restarts no workspace:
 // whatever shape the update arrives in, the injection stays as it was until
 // the user's own part changes; then the new release applies.
@@ -81,9 +90,10 @@ func TestUpgradeKeepsTheInjection(t *testing.T) {
 			user := injectiontest.ReadDeployment(t, strings.Replace(injectiontest.FluxFixture, "flux", name, 1))
 			once, _ := mutateOrFail(t, user, nil, oldRelease())
 			for shape, in := range map[string]struct{ request, stored *appsv1.Deployment }{
-				"offline inject of the injected manifest":    {once, nil},
-				"server-side apply (no injected fields)":     {user, once},
-				"client-side update (the whole object back)": {once, once},
+				"offline inject of the injected manifest":                {once, nil},
+				"server-side apply (no injected fields)":                 {user, once},
+				"client-side update (the whole object back)":             {once, once},
+				"server-side apply, the record owned by another manager": {withRecordOf(user, once), once},
 			} {
 				out, warnings := mutateOrFail(t, in.request, in.stored, newRelease())
 				injectiontest.AssertEqual(t, shape, once, out)
