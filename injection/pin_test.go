@@ -72,6 +72,35 @@ func assertTakesNewRelease(t *testing.T, out, user *appsv1.Deployment) {
 	}
 }
 
+// review is what an admission review carries: the request's object, and the
+// stored one on an UPDATE.
+type review struct{ request, stored *appsv1.Deployment }
+
+// assertKept: under the new release, every review gives want back, silently.
+func assertKept(t *testing.T, want *appsv1.Deployment, reviews map[string]review) {
+	t.Helper()
+	for shape, u := range reviews {
+		out, warnings := mutateOrFail(t, u.request, u.stored, newRelease())
+		injectiontest.AssertEqual(t, shape, want, out)
+		if len(warnings) > 0 {
+			t.Errorf("%s: warnings %q", shape, warnings)
+		}
+	}
+}
+
+// assertUsersChangeTakesNewRelease: the user's own change to user (another
+// OpenCode image) against stored brings the new release, with the change.
+func assertUsersChangeTakesNewRelease(t *testing.T, user, stored *appsv1.Deployment) {
+	t.Helper()
+	changed := user.DeepCopy()
+	app(changed).Image = "ghcr.io/anomalyco/opencode:9.9.9"
+	out, _ := mutateOrFail(t, changed, stored, newRelease())
+	assertTakesNewRelease(t, out, changed)
+	if app(out).Image != "ghcr.io/anomalyco/opencode:9.9.9" {
+		t.Errorf("the user's change is lost: %s", app(out).Image)
+	}
+}
+
 // withRecordOf is d carrying src's record and nothing else of its injection,
 // as server-side apply leaves it when another field manager changed the
 // record (kubectl rollout restart after an upgrade).
@@ -89,32 +118,19 @@ func TestUpgradeKeepsTheInjection(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			user := injectiontest.ReadDeployment(t, strings.Replace(injectiontest.FluxFixture, "flux", name, 1))
 			once, _ := mutateOrFail(t, user, nil, oldRelease())
-			for shape, in := range map[string]struct{ request, stored *appsv1.Deployment }{
+			assertKept(t, once, map[string]review{
 				"offline inject of the injected manifest":                {once, nil},
 				"server-side apply (no injected fields)":                 {user, once},
 				"client-side update (the whole object back)":             {once, once},
 				"server-side apply, the record owned by another manager": {withRecordOf(user, once), once},
-			} {
-				out, warnings := mutateOrFail(t, in.request, in.stored, newRelease())
-				injectiontest.AssertEqual(t, shape, once, out)
-				if len(warnings) > 0 {
-					t.Errorf("%s: warnings %q", shape, warnings)
-				}
-			}
-
-			changed := user.DeepCopy()
-			app(changed).Image = "ghcr.io/anomalyco/opencode:9.9.9"
-			out, _ := mutateOrFail(t, changed, once, newRelease())
-			assertTakesNewRelease(t, out, changed)
-			if app(out).Image != "ghcr.io/anomalyco/opencode:9.9.9" {
-				t.Errorf("the user's change is lost: %s", app(out).Image)
-			}
+			})
+			assertUsersChangeTakesNewRelease(t, user, once)
 
 			// kubectl rollout restart changes the pod template's annotations,
 			// the user's part: the restart brings the new release.
 			restarted := user.DeepCopy()
 			restarted.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-12-05T10:00:00Z"}
-			out, _ = mutateOrFail(t, restarted, once, newRelease())
+			out, _ := mutateOrFail(t, restarted, once, newRelease())
 			assertTakesNewRelease(t, out, restarted)
 		})
 	}
@@ -131,17 +147,8 @@ func TestRecordWithoutDigestAdoptsTheLiveTemplate(t *testing.T) {
 				t.Fatal("the testdata already holds a digest")
 			}
 			user := injectiontest.ReadDeployment(t, strings.Replace(injectiontest.FluxFixture, "flux", name, 1))
-			for shape, request := range map[string]*appsv1.Deployment{"server-side apply": user, "client-side update": stored} {
-				out, warnings := mutateOrFail(t, request, stored, newRelease())
-				injectiontest.AssertEqual(t, shape, stored, out)
-				if len(warnings) > 0 {
-					t.Errorf("%s: warnings %q", shape, warnings)
-				}
-			}
-			changed := user.DeepCopy()
-			app(changed).Image = "ghcr.io/anomalyco/opencode:9.9.9"
-			out, _ := mutateOrFail(t, changed, stored, newRelease())
-			assertTakesNewRelease(t, out, changed)
+			assertKept(t, stored, map[string]review{"server-side apply": {user, stored}, "client-side update": {stored, stored}})
+			assertUsersChangeTakesNewRelease(t, user, stored)
 		})
 	}
 }
