@@ -23,7 +23,8 @@ import (
 
 // userPart is what the user owns of an un-injected Deployment and what,
 // with the settings, decides the injection: the pod template, the strategy
-// and the contract's annotations.
+// and the contract's annotations that shape the pod template (the storage
+// annotations only ask the provisioner for a claim).
 type userPart struct {
 	Template    corev1.PodTemplateSpec    `json:"template"`
 	Strategy    appsv1.DeploymentStrategy `json:"strategy"`
@@ -36,6 +37,9 @@ type userPart struct {
 func userDigest(d *appsv1.Deployment) string {
 	part := userPart{Template: d.Spec.Template, Strategy: d.Spec.Strategy}
 	for _, k := range contract.UserAnnotations {
+		if k == contract.AnnotationStorage || k == contract.AnnotationStorageClass {
+			continue
+		}
 		if v, ok := d.Annotations[k]; ok {
 			if part.Annotations == nil {
 				part.Annotations = map[string]string{}

@@ -101,6 +101,13 @@ func assertUsersChangeTakesNewRelease(t *testing.T, user, stored *appsv1.Deploym
 	}
 }
 
+// withStorage is d asking for a 5Gi claim.
+func withStorage(d *appsv1.Deployment) *appsv1.Deployment {
+	d = d.DeepCopy()
+	d.Annotations[contract.AnnotationStorage] = "5Gi"
+	return d
+}
+
 // withRecordOf is d carrying src's record and nothing else of its injection,
 // as server-side apply leaves it when another field manager changed the
 // record (kubectl rollout restart after an upgrade).
@@ -125,6 +132,10 @@ func TestUpgradeKeepsTheInjection(t *testing.T) {
 				"server-side apply, the record owned by another manager": {withRecordOf(user, once), once},
 			})
 			assertUsersChangeTakesNewRelease(t, user, once)
+
+			// A storage annotation asks the provisioner for a claim; it does
+			// not shape the pod template, and rolls nothing.
+			assertKept(t, withStorage(once), map[string]review{"storage asked": {withStorage(user), once}})
 
 			// kubectl rollout restart changes the pod template's annotations,
 			// the user's part: the restart brings the new release.
