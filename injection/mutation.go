@@ -2,10 +2,10 @@ package injection
 
 import (
 	"errors"
+	"fmt"
 
 	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 )
@@ -14,6 +14,8 @@ import (
 type Mutation struct {
 	// Deployment is the request's object as decoded.
 	Deployment *appsv1.Deployment
+	// Stored is the stored object on an UPDATE as decoded, else nil.
+	Stored *appsv1.Deployment
 	// Mutated is Mutate's output; nil when Denied.
 	Mutated  *appsv1.Deployment
 	Warnings []string
@@ -44,11 +46,11 @@ var deployments = func() runtime.Decoder {
 
 // MutateJSON is Mutate on a Deployment's JSON, as an admission request
 // carries it and as the offline inject command reads it: the webhook and
-// the command answer the same bytes the same way. old is the stored
-// object's metadata on an UPDATE, else nil. The error is a *DecodeError for
-// bytes that are not a Deployment, or a failure to build the patch; a
-// refusal is Mutation.Denied.
-func MutateJSON(raw []byte, old *metav1.ObjectMeta, s Settings) (*Mutation, error) {
+// the command answer the same bytes the same way. storedRaw is the stored
+// object on an UPDATE, else empty. The error is a *DecodeError for bytes
+// that are not a Deployment, or a failure to build the patch; a refusal is
+// Mutation.Denied.
+func MutateJSON(raw, storedRaw []byte, s Settings) (*Mutation, error) {
 	if len(raw) == 0 {
 		return nil, &DecodeError{errors.New("there is no content to decode")}
 	}
@@ -57,7 +59,13 @@ func MutateJSON(raw []byte, old *metav1.ObjectMeta, s Settings) (*Mutation, erro
 		return nil, &DecodeError{err}
 	}
 	m := &Mutation{Deployment: &in}
-	m.Mutated, m.Warnings, m.Denied = Mutate(&in, old, s)
+	if len(storedRaw) > 0 {
+		m.Stored = &appsv1.Deployment{}
+		if err := runtime.DecodeInto(deployments, storedRaw, m.Stored); err != nil {
+			return nil, &DecodeError{fmt.Errorf("stored object: %w", err)}
+		}
+	}
+	m.Mutated, m.Warnings, m.Denied = Mutate(&in, m.Stored, s)
 	if m.Denied != nil {
 		return m, nil
 	}

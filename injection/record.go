@@ -3,6 +3,7 @@ package injection
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -42,11 +43,17 @@ type record struct {
 	// The seed runs as the image's user: the pod requires non-root users but
 	// names no uid.
 	SeedRunsAsImageUser bool `json:"seedRunsAsImageUser,omitempty"`
+	// The sha256 of the user's part the injection was made from (see
+	// userDigest): while the user's part keeps it, the injection is kept
+	// as it is. Records written before it adopt what they sit beside.
+	UserDigest string `json:"userDigest,omitempty"`
 
 	// legacy marks a v1 record, which did not record what it wrote: its env
 	// is stripped by name.
 	legacy bool
 }
+
+var userDigestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // replacedEnv is a user env entry the injection replaced, with its index in
 // the user's list.
@@ -200,6 +207,9 @@ func (r record) agreesWith(ps *corev1.PodSpec) error {
 		if e.Index < 0 || e.Index > len(c.Env)+len(r.Env) || !ownedEnv(e.Name) {
 			return fmt.Errorf("env entry %q does not fit container %q", e.Name, r.Container)
 		}
+	}
+	if r.UserDigest != "" && !userDigestRE.MatchString(r.UserDigest) {
+		return fmt.Errorf("userDigest %q is not sha256:<64 hex digits>", r.UserDigest)
 	}
 	for f := range r.Filled {
 		if _, _, ok := resourceList(&corev1.ResourceRequirements{}, f); !ok {

@@ -24,8 +24,8 @@ type Settings struct {
 // Default values of the injection flags.
 const (
 	DefaultSecretName   = "opencode-secret"
-	DefaultRequestsFlag = "cpu=100m,memory=256Mi"
-	DefaultLimitsFlag   = "cpu=500m,memory=512Mi"
+	DefaultRequestsFlag = "cpu=100m,memory=512Mi"
+	DefaultLimitsFlag   = "memory=1Gi"
 	ImageRepository     = "ghcr.io/angryninja/opencode-injector"
 )
 

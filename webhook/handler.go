@@ -1,9 +1,7 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -54,13 +52,13 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return admission.Allowed("not a Deployment create or update")
 	}
-	var old *metav1.ObjectMeta
-	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
-		// Only the stored object's name, labels and annotations matter:
-		// its record is what the user was already told about.
-		old = storedMeta(req.OldObject.Raw)
+	var stored []byte
+	if req.Operation == admissionv1.Update {
+		// The stored object's record is what the user was already told
+		// about, and its injection is kept while the user's part stays.
+		stored = req.OldObject.Raw
 	}
-	m, err := injection.MutateJSON(req.Object.Raw, old, h.Settings)
+	m, err := injection.MutateJSON(req.Object.Raw, stored, h.Settings)
 	if err != nil {
 		mutations.WithLabelValues(OutcomeError).Inc()
 		if errors.As(err, new(*injection.DecodeError)) {
@@ -81,6 +79,10 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	outcome := OutcomeUninjected
 	if injection.Enabled(m.Mutated) {
 		outcome = OutcomeInjected
+		var old *metav1.ObjectMeta
+		if m.Stored != nil {
+			old = &m.Stored.ObjectMeta
+		}
 		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, m.Deployment, old)...)
 	}
 	resp := admission.Allowed("")
@@ -93,37 +95,4 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	mutations.WithLabelValues(outcome).Inc()
 	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(m.Patch), "warnings", len(warnings))
 	return resp.WithWarnings(warnings...)
-}
-
-// storedMeta reads the name, labels and annotations of a stored object,
-// stopping at its metadata (which the API server writes first) rather than
-// decoding the whole object a second time; nil when it cannot.
-func storedMeta(raw []byte) *metav1.ObjectMeta {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
-	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		if key != "metadata" {
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return nil
-			}
-			continue
-		}
-		var meta struct {
-			Name        string            `json:"name"`
-			Labels      map[string]string `json:"labels"`
-			Annotations map[string]string `json:"annotations"`
-		}
-		if dec.Decode(&meta) != nil {
-			return nil
-		}
-		return &metav1.ObjectMeta{Name: meta.Name, Labels: meta.Labels, Annotations: meta.Annotations}
-	}
-	return nil
 }

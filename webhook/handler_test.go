@@ -297,3 +297,25 @@ func TestSeedImageGateLetsWaysOutPass(t *testing.T) {
 		t.Errorf("an update of a Deployment being deleted did not pass: %+v", resp.Result)
 	}
 }
+
+// The handler keeps the stored object's injection: a server-side apply
+// that dropped the injected fields, reviewed by an injector with another
+// seed image, gets the stored pod template back, with its old seed image.
+func TestHandleKeepsTheStoredInjection(t *testing.T) {
+	user := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	before := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("1", 64))
+	stored, _, err := injection.Mutate(user, nil, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Handler{Settings: injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("2", 64))}
+	raw := injectiontest.MustJSON(t, user)
+	resp := h.Handle(context.Background(), request(admissionv1.Update, raw, injectiontest.MustJSON(t, stored)))
+	if !resp.Allowed {
+		t.Fatalf("denied: %v", resp.Result)
+	}
+	got := injectiontest.Decode(t, applyResponse(t, raw, resp))
+	if !equality.Semantic.DeepEqual(got.Spec.Template, stored.Spec.Template) || got.Annotations[contract.AnnotationInjected] != stored.Annotations[contract.AnnotationInjected] {
+		t.Errorf("the stored injection was not kept: seed %s", got.Spec.Template.Spec.InitContainers[0].Image)
+	}
+}
