@@ -49,7 +49,6 @@ var _ admission.Handler = (*Handler)(nil)
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	log := logf.FromContext(ctx).WithValues("namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun)
 	if req.Kind.Group != appsv1.GroupName || req.Kind.Kind != "Deployment" ||
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return admission.Allowed("not a Deployment create or update")
@@ -75,7 +74,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	warnings := m.Warnings
 	if m.Denied != nil {
 		mutations.WithLabelValues(OutcomeDenied).Inc()
-		log.Info("denied", "reason", m.Denied.Error())
+		logf.FromContext(ctx).Info("denied", "operation", req.Operation, "dryRun", isDryRun(req), "reason", m.Denied.Error())
 		return admission.Denied(m.Denied.Error()).WithWarnings(warnings...)
 	}
 	outcome := OutcomeUninjected
@@ -91,9 +90,14 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		outcome = OutcomeUnchanged
 	}
 	mutations.WithLabelValues(outcome).Inc()
-	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(m.Patch), "warnings", len(warnings))
+	// The values are built only when the level is on: this runs on every review.
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		log.Info("admitted", "operation", req.Operation, "dryRun", isDryRun(req), "outcome", outcome, "patchOperations", len(m.Patch), "warnings", len(warnings))
+	}
 	return resp.WithWarnings(warnings...)
 }
+
+func isDryRun(req admission.Request) bool { return req.DryRun != nil && *req.DryRun }
 
 // storedMeta reads the name, labels and annotations of a stored object,
 // stopping at its metadata (which the API server writes first) rather than

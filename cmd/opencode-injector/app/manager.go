@@ -123,8 +123,8 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 	} else {
 		gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader()})
 	}
-	srv.Register(webhook.Path, &admission.Webhook{Handler: gate})
-	srv.Register(webhook.ScalePath, &admission.Webhook{Handler: &webhook.ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}})
+	srv.Register(webhook.Path, &admission.Webhook{Handler: gate, LogConstructor: webhook.LogConstructor})
+	srv.Register(webhook.ScalePath, &admission.Webhook{Handler: &webhook.ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}, LogConstructor: webhook.LogConstructor})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
