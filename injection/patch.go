@@ -21,13 +21,16 @@ var injectedFields = []struct {
 	path string
 	get  func(*appsv1.Deployment) any
 	raw  func(*rawDeployment) json.RawMessage
+	// list, for a list of named items, is the field's typed items: they
+	// are diffed item by item (diffNamedList) before any JSON is built.
+	list func(*appsv1.Deployment) namedItems
 }{
-	{"/metadata/annotations", func(d *appsv1.Deployment) any { return d.Annotations }, func(r *rawDeployment) json.RawMessage { return r.Metadata.Annotations }},
-	{"/spec/strategy", func(d *appsv1.Deployment) any { return d.Spec.Strategy }, func(r *rawDeployment) json.RawMessage { return r.Spec.Strategy }},
-	{"/spec/template/spec/initContainers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.InitContainers }},
-	{"/spec/template/spec/containers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Containers }},
-	{"/spec/template/spec/volumes", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Volumes }},
-	{"/spec/template/spec/securityContext", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.SecurityContext }},
+	{"/metadata/annotations", func(d *appsv1.Deployment) any { return d.Annotations }, func(r *rawDeployment) json.RawMessage { return r.Metadata.Annotations }, nil},
+	{"/spec/strategy", func(d *appsv1.Deployment) any { return d.Spec.Strategy }, func(r *rawDeployment) json.RawMessage { return r.Spec.Strategy }, nil},
+	{"/spec/template/spec/initContainers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.InitContainers }, func(d *appsv1.Deployment) namedItems { return containerItems(d.Spec.Template.Spec.InitContainers) }},
+	{"/spec/template/spec/containers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Containers }, func(d *appsv1.Deployment) namedItems { return containerItems(d.Spec.Template.Spec.Containers) }},
+	{"/spec/template/spec/volumes", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Volumes }, func(d *appsv1.Deployment) namedItems { return volumeItems(d.Spec.Template.Spec.Volumes) }},
+	{"/spec/template/spec/securityContext", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.SecurityContext }, nil},
 }
 
 // rawDeployment holds the request's own bytes for each of injectedFields;
@@ -60,7 +63,11 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 	var ops []jsonpatch.Operation
 	var fields *rawDeployment
 	for _, f := range injectedFields {
-		if equality.Semantic.DeepEqual(f.get(in), f.get(out)) {
+		before, after := f.get(in), f.get(out)
+		// reflect.DeepEqual is a cheap first answer; values it tells apart
+		// may still be equal to the API (a nil and an empty list, a
+		// Quantity spelled two ways), which the cases below check.
+		if reflect.DeepEqual(before, after) {
 			continue
 		}
 		if fields == nil {
@@ -72,20 +79,30 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 		rawField := f.raw(fields)
 		present := len(rawField) > 0 && string(rawField) != "null"
 		switch {
-		case !present && omitted(f.get(out)):
+		case !present && omitted(after):
+		case (!present || omitted(after)) && equality.Semantic.DeepEqual(before, after):
 		case !present: // the typed value goes into the patch as it is
-			ops = append(ops, jsonpatch.NewOperation("add", f.path, f.get(out)))
-		case omitted(f.get(out)):
+			ops = append(ops, jsonpatch.NewOperation("add", f.path, after))
+		case omitted(after):
 			ops = append(ops, jsonpatch.NewOperation("remove", f.path, nil))
 		default:
+			if f.list != nil {
+				done, err := diffNamedList(&ops, f.path, rawField, f.list(in), f.list(out))
+				if err != nil {
+					return nil, err
+				}
+				if done {
+					continue
+				}
+			}
 			var r, i, o any
 			if err := json.Unmarshal(rawField, &r); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", f.path, err)
 			}
-			if err := roundTrip(f.get(in), &i); err != nil {
+			if err := roundTrip(before, &i); err != nil {
 				return nil, err
 			}
-			if err := roundTrip(f.get(out), &o); err != nil {
+			if err := roundTrip(after, &o); err != nil {
 				return nil, err
 			}
 			diff(&ops, f.path, r, i, o)
@@ -171,30 +188,52 @@ func diffMaps(ops *[]jsonpatch.Operation, path string, r, i, o map[string]any) {
 // allowed), anything else by equality. Matched items are diffed in place,
 // so their unknown fields stay; the others are removed or added.
 func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
-	matched := lcs(i, o)
-	pos, ii, oi := 0, 0, 0
-	at := func() string { return path + "/" + strconv.Itoa(pos) }
-	for _, m := range append(matched, [2]int{len(i), len(o)}) {
-		for ; ii < m[0]; ii++ {
-			*ops = append(*ops, jsonpatch.NewOperation("remove", at(), nil))
+	matched := lcs(len(i), len(o), func(x, y int) int {
+		switch {
+		case !sameItem(i[x], o[y]): // equality is compared only for items that may be the same
+			return 0
+		case reflect.DeepEqual(i[x], o[y]):
+			return 2
 		}
-		for ; oi < m[1]; oi++ {
-			*ops = append(*ops, jsonpatch.NewOperation("add", at(), o[oi]))
-			pos++
-		}
-		if ii < len(i) {
-			diff(ops, at(), r[ii], i[ii], o[oi])
-			pos, ii, oi = pos+1, ii+1, oi+1
-		}
-	}
+		return 1
+	})
+	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(p string, x, y int) error {
+		diff(ops, p, r[x], i[x], o[y])
+		return nil
+	})
 }
 
-// lcs returns the index pairs of a heaviest common subsequence of a and b:
-// an unchanged item weighs more than one matched by name only, so that when
+// patchMatched appends the operations that turn a list of n items into one
+// of m, given the matched index pairs: unmatched items are removed or
+// added (the value of the y-th new item is add(y)), matched ones are left
+// to same at their position's path.
+func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][2]int, add func(y int) any, same func(p string, x, y int) error) error {
+	pos, x, y := 0, 0, 0
+	at := func() string { return path + "/" + strconv.Itoa(pos) }
+	for _, pair := range append(matched, [2]int{n, m}) {
+		for ; x < pair[0]; x++ {
+			*ops = append(*ops, jsonpatch.NewOperation("remove", at(), nil))
+		}
+		for ; y < pair[1]; y++ {
+			*ops = append(*ops, jsonpatch.NewOperation("add", at(), add(y)))
+			pos++
+		}
+		if x < n {
+			if err := same(at(), x, y); err != nil {
+				return err
+			}
+			pos, x, y = pos+1, x+1, y+1
+		}
+	}
+	return nil
+}
+
+// lcs returns the index pairs of a heaviest common subsequence of two
+// lists of n and m items; weight(x, y) is 0 for items that are not the
+// same, 1 for the same item changed, 2 for an unchanged one: so that when
 // items move, the ones the injection did not touch keep their place (and
 // their unknown fields).
-func lcs(a, b []any) [][2]int {
-	n, m := len(a), len(b)
+func lcs(n, m int, weight func(x, y int) int) [][2]int {
 	table := make([][]int, n+1)
 	weights := make([][]int, n)
 	for x := range table {
@@ -205,13 +244,7 @@ func lcs(a, b []any) [][2]int {
 	}
 	for x := n - 1; x >= 0; x-- {
 		for y := m - 1; y >= 0; y-- {
-			// Equality is compared only for items that may be the same.
-			if sameItem(a[x], b[y]) {
-				weights[x][y] = 1
-				if reflect.DeepEqual(a[x], b[y]) {
-					weights[x][y] = 2
-				}
-			}
+			weights[x][y] = weight(x, y)
 			table[x][y] = max(table[x+1][y], table[x][y+1])
 			if w := weights[x][y]; w > 0 {
 				table[x][y] = max(table[x][y], w+table[x+1][y+1])
