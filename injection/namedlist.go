@@ -2,8 +2,9 @@ package injection
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
+	"strings"
+	"sync"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -56,20 +57,61 @@ func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage,
 		return 1
 	})
 	return true, patchMatched(ops, path, len(in.items), len(out.items), matched, func(y int) any { return out.items[y] }, func(p string, x, y int) error {
-		if reflect.DeepEqual(in.items[x], out.items[y]) {
-			return nil
-		}
-		var r, i, o any
-		if err := json.Unmarshal(rawItems[x], &r); err != nil {
-			return fmt.Errorf("decode %s: %w", p, err)
-		}
-		if err := roundTrip(in.items[x], &i); err != nil {
-			return err
-		}
-		if err := roundTrip(out.items[y], &o); err != nil {
-			return err
-		}
-		diff(ops, p, r, i, o)
-		return nil
+		typed := func(raw json.RawMessage) (bool, error) { return diffFields(ops, p, raw, in.items[x], out.items[y]) }
+		return patchValue(ops, p, rawItems[x], in.items[x], out.items[y], typed)
 	})
+}
+
+// diffFields appends the operations that turn raw, a JSON object whose
+// typed value is *before, into *after, field by field: a field left as it
+// was costs one typed comparison, and only the changed ones are encoded.
+// It reports false, having appended nothing, for a raw value that is not
+// an object or a struct with inlined fields (the whole value then takes
+// the generic path).
+func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, before, after any) (bool, error) {
+	bv, av := reflect.ValueOf(before).Elem(), reflect.ValueOf(after).Elem()
+	names, ok := jsonNames(bv.Type())
+	if !ok {
+		return false, nil
+	}
+	var rawFields map[string]json.RawMessage
+	if json.Unmarshal(raw, &rawFields) != nil {
+		return false, nil
+	}
+	for i, name := range names {
+		bf, af := bv.Field(i), av.Field(i)
+		if name == "" || reflect.DeepEqual(bf.Addr().Interface(), af.Addr().Interface()) {
+			continue
+		}
+		if err := patchValue(ops, path+"/"+escapePointer(name), rawFields[name], bf.Interface(), af.Interface(), nil); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// fieldNames caches jsonNames per struct type.
+var fieldNames sync.Map
+
+// jsonNames are the JSON names of a struct's fields ("" for a field left
+// out of JSON); false when a field is inlined.
+func jsonNames(t reflect.Type) ([]string, bool) {
+	if names, ok := fieldNames.Load(t); ok {
+		return names.([]string), names.([]string) != nil
+	}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+			name = ""
+		case name == "":
+			fieldNames.Store(t, []string(nil))
+			return nil, false
+		}
+		names = append(names, name)
+	}
+	fieldNames.Store(t, names)
+	return names, true
 }

@@ -64,9 +64,6 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 	var fields *rawDeployment
 	for _, f := range injectedFields {
 		before, after := f.get(in), f.get(out)
-		// reflect.DeepEqual is a cheap first answer; values it tells apart
-		// may still be equal to the API (a nil and an empty list, a
-		// Quantity spelled two ways), which the cases below check.
 		if reflect.DeepEqual(before, after) {
 			continue
 		}
@@ -76,39 +73,56 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 				return nil, fmt.Errorf("decode request object: %w", err)
 			}
 		}
-		rawField := f.raw(fields)
-		present := len(rawField) > 0 && string(rawField) != "null"
-		switch {
-		case !present && omitted(after):
-		case (!present || omitted(after)) && equality.Semantic.DeepEqual(before, after):
-		case !present: // the typed value goes into the patch as it is
-			ops = append(ops, jsonpatch.NewOperation("add", f.path, after))
-		case omitted(after):
-			ops = append(ops, jsonpatch.NewOperation("remove", f.path, nil))
-		default:
-			if f.list != nil {
-				done, err := diffNamedList(&ops, f.path, rawField, f.list(in), f.list(out))
-				if err != nil {
-					return nil, err
-				}
-				if done {
-					continue
-				}
+		var typed func(json.RawMessage) (bool, error)
+		if f.list != nil {
+			typed = func(rawField json.RawMessage) (bool, error) {
+				return diffNamedList(&ops, f.path, rawField, f.list(in), f.list(out))
 			}
-			var r, i, o any
-			if err := json.Unmarshal(rawField, &r); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", f.path, err)
-			}
-			if err := roundTrip(before, &i); err != nil {
-				return nil, err
-			}
-			if err := roundTrip(after, &o); err != nil {
-				return nil, err
-			}
-			diff(&ops, f.path, r, i, o)
+		}
+		if err := patchValue(&ops, f.path, f.raw(fields), before, after, typed); err != nil {
+			return nil, err
 		}
 	}
 	return ops, nil
+}
+
+// patchValue appends the operations that turn rawField, the request's
+// JSON at path (typed: before), into after. reflect.DeepEqual is a cheap
+// first answer; values it tells apart may still be equal to the API (a nil
+// and an empty list, a Quantity spelled two ways), which the cases below
+// check. typed, when set, diffs a field present on both sides without JSON
+// and reports whether it did; else, the generic JSON diff.
+func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any, typed func(json.RawMessage) (bool, error)) error {
+	if reflect.DeepEqual(before, after) {
+		return nil
+	}
+	present := len(rawField) > 0 && string(rawField) != "null"
+	switch {
+	case !present && omitted(after):
+	case (!present || omitted(after)) && equality.Semantic.DeepEqual(before, after):
+	case !present: // the typed value goes into the patch as it is
+		*ops = append(*ops, jsonpatch.NewOperation("add", path, after))
+	case omitted(after):
+		*ops = append(*ops, jsonpatch.NewOperation("remove", path, nil))
+	default:
+		if typed != nil {
+			if done, err := typed(rawField); err != nil || done {
+				return err
+			}
+		}
+		var r, i, o any
+		if err := json.Unmarshal(rawField, &r); err != nil {
+			return fmt.Errorf("decode %s: %w", path, err)
+		}
+		if err := roundTrip(before, &i); err != nil {
+			return err
+		}
+		if err := roundTrip(after, &o); err != nil {
+			return err
+		}
+		diff(ops, path, r, i, o)
+	}
+	return nil
 }
 
 // omitted tells whether the API types leave a field out of their JSON
