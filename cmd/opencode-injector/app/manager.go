@@ -95,8 +95,10 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 		LeaderElectionResourceLockInterface: lock,
 		LeaderElectionReleaseOnCancel:       true, // the process exits right after
 		// The claim provisioner's cache: labeled Deployments and the
-		// claims the injector created, nothing else.
-		Cache:         cache.Options{ByObject: provision.CacheOptions()},
+		// claims the injector created, nothing else, without their
+		// managedFields (nothing here reads them; they are most of a
+		// cached object's size).
+		Cache:         cache.Options{ByObject: provision.CacheOptions(), DefaultTransform: cache.TransformStripManagedFields()},
 		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
 	})
 	if err != nil {
