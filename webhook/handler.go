@@ -84,7 +84,14 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	resp := admission.Allowed("")
 	if len(m.Patch) > 0 {
-		resp.Patches = m.Patch
+		// The patch's bytes, written once (Patches would be marshaled
+		// again, value by value, by Complete).
+		patch, err := injection.EncodePatch(m.Patch)
+		if err != nil {
+			mutations.WithLabelValues(OutcomeError).Inc()
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		resp.Patch = patch
 		resp.PatchType = ptr.To(admissionv1.PatchTypeJSONPatch)
 	} else {
 		outcome = OutcomeUnchanged
