@@ -21,16 +21,13 @@ var injectedFields = []struct {
 	path string
 	get  func(*appsv1.Deployment) any
 	raw  func(*rawDeployment) json.RawMessage
-	// list, for a list of named items, is the field's typed items: they
-	// are diffed item by item (diffNamedList) before any JSON is built.
-	list func(*appsv1.Deployment) namedItems
 }{
-	{"/metadata/annotations", func(d *appsv1.Deployment) any { return d.Annotations }, func(r *rawDeployment) json.RawMessage { return r.Metadata.Annotations }, nil},
-	{"/spec/strategy", func(d *appsv1.Deployment) any { return d.Spec.Strategy }, func(r *rawDeployment) json.RawMessage { return r.Spec.Strategy }, nil},
-	{"/spec/template/spec/initContainers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.InitContainers }, func(d *appsv1.Deployment) namedItems { return containerItems(d.Spec.Template.Spec.InitContainers) }},
-	{"/spec/template/spec/containers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Containers }, func(d *appsv1.Deployment) namedItems { return containerItems(d.Spec.Template.Spec.Containers) }},
-	{"/spec/template/spec/volumes", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Volumes }, func(d *appsv1.Deployment) namedItems { return volumeItems(d.Spec.Template.Spec.Volumes) }},
-	{"/spec/template/spec/securityContext", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.SecurityContext }, nil},
+	{"/metadata/annotations", func(d *appsv1.Deployment) any { return d.Annotations }, func(r *rawDeployment) json.RawMessage { return r.Metadata.Annotations }},
+	{"/spec/strategy", func(d *appsv1.Deployment) any { return d.Spec.Strategy }, func(r *rawDeployment) json.RawMessage { return r.Spec.Strategy }},
+	{"/spec/template/spec/initContainers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.InitContainers }},
+	{"/spec/template/spec/containers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Containers }},
+	{"/spec/template/spec/volumes", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Volumes }},
+	{"/spec/template/spec/securityContext", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.SecurityContext }},
 }
 
 // rawDeployment holds the request's own bytes for each of injectedFields;
@@ -73,13 +70,7 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 				return nil, fmt.Errorf("decode request object: %w", err)
 			}
 		}
-		var typed func(json.RawMessage) (bool, error)
-		if f.list != nil {
-			typed = func(rawField json.RawMessage) (bool, error) {
-				return diffNamedList(&ops, f.path, rawField, f.list(in), f.list(out))
-			}
-		}
-		if err := patchValue(&ops, f.path, f.raw(fields), before, after, typed); err != nil {
+		if err := patchValue(&ops, f.path, f.raw(fields), before, after); err != nil {
 			return nil, err
 		}
 	}
@@ -90,9 +81,9 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 // JSON at path (typed: before), into after. reflect.DeepEqual is a cheap
 // first answer; values it tells apart may still be equal to the API (a nil
 // and an empty list, a Quantity spelled two ways), which the cases below
-// check. typed, when set, diffs a field present on both sides without JSON
-// and reports whether it did; else, the generic JSON diff.
-func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any, typed func(json.RawMessage) (bool, error)) error {
+// check. A value present on both sides is diffed on the typed values where
+// it can be (typedDiff), else by the generic JSON diff.
+func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any) error {
 	if reflect.DeepEqual(before, after) {
 		return nil
 	}
@@ -105,10 +96,8 @@ func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessag
 	case omitted(after):
 		*ops = append(*ops, jsonpatch.NewOperation("remove", path, nil))
 	default:
-		if typed != nil {
-			if done, err := typed(rawField); err != nil || done {
-				return err
-			}
+		if done, err := typedDiff(ops, path, rawField, before, after); err != nil || done {
+			return err
 		}
 		var r, i, o any
 		if err := json.Unmarshal(rawField, &r); err != nil {
@@ -123,6 +112,21 @@ func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessag
 		diff(ops, path, r, i, o)
 	}
 	return nil
+}
+
+// typedDiff diffs two typed values without JSON where their type allows:
+// lists of named items item by item, structs behind pointers field by
+// field. It reports whether it did.
+func typedDiff(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any) (bool, error) {
+	if in, ok := namedList(before); ok {
+		out, _ := namedList(after)
+		return diffNamedList(ops, path, rawField, in, out)
+	}
+	bv, av := reflect.ValueOf(before), reflect.ValueOf(after)
+	if bv.Kind() == reflect.Pointer && !bv.IsNil() && !av.IsNil() && bv.Elem().Kind() == reflect.Struct {
+		return diffFields(ops, path, rawField, before, after)
+	}
+	return false, nil
 }
 
 // omitted tells whether the API types leave a field out of their JSON
