@@ -1,6 +1,7 @@
 package injection
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -8,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	kjson "sigs.k8s.io/json"
 )
 
 // Mutation is MutateJSON's answer for one Deployment.
@@ -44,6 +46,26 @@ var deployments = func() runtime.Decoder {
 	return serializer.NewCodecFactory(scheme).UniversalDeserializer()
 }()
 
+// decodeDeployment decodes a Deployment's JSON directly with the
+// serializer's own JSON function (case-sensitive), since an admission
+// request's object is JSON and its kind already known: the deserializer
+// would first decode the whole object once more to read apiVersion and
+// kind. Anything else (YAML, another kind, no kind) takes the
+// deserializer's path, which answers it as before.
+func decodeDeployment(raw []byte) (*appsv1.Deployment, error) {
+	in := &appsv1.Deployment{}
+	if trimmed := bytes.TrimLeft(raw, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, in); err == nil && in.APIVersion == "apps/v1" && in.Kind == "Deployment" {
+			return in, nil
+		}
+		in = &appsv1.Deployment{}
+	}
+	if err := runtime.DecodeInto(deployments, raw, in); err != nil {
+		return nil, &DecodeError{err}
+	}
+	return in, nil
+}
+
 // MutateJSON is Mutate on a Deployment's JSON, as an admission request
 // carries it and as the offline inject command reads it: the webhook and
 // the command answer the same bytes the same way. storedRaw is the stored
@@ -54,22 +76,23 @@ func MutateJSON(raw, storedRaw []byte, s Settings) (*Mutation, error) {
 	if len(raw) == 0 {
 		return nil, &DecodeError{errors.New("there is no content to decode")}
 	}
-	var in appsv1.Deployment
-	if err := runtime.DecodeInto(deployments, raw, &in); err != nil {
-		return nil, &DecodeError{err}
+	in, err := decodeDeployment(raw)
+	if err != nil {
+		return nil, err
 	}
-	m := &Mutation{Deployment: &in}
+	m := &Mutation{Deployment: in}
 	if len(storedRaw) > 0 {
-		m.Stored = &appsv1.Deployment{}
-		if err := runtime.DecodeInto(deployments, storedRaw, m.Stored); err != nil {
+		stored, err := decodeDeployment(storedRaw)
+		if err != nil {
 			return nil, &DecodeError{fmt.Errorf("stored object: %w", err)}
 		}
+		m.Stored = stored
 	}
-	m.Mutated, m.Warnings, m.Denied = Mutate(&in, m.Stored, s)
+	m.Mutated, m.Warnings, m.Denied = Mutate(in, m.Stored, s)
 	if m.Denied != nil {
 		return m, nil
 	}
-	ops, err := createPatch(raw, &in, m.Mutated)
+	ops, err := createPatch(raw, in, m.Mutated)
 	if err != nil {
 		return nil, err // it names what could not be decoded
 	}

@@ -47,7 +47,6 @@ var _ admission.Handler = (*Handler)(nil)
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	log := logf.FromContext(ctx).WithValues("namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun)
 	if req.Kind.Group != appsv1.GroupName || req.Kind.Kind != "Deployment" ||
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return admission.Allowed("not a Deployment create or update")
@@ -73,7 +72,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	warnings := m.Warnings
 	if m.Denied != nil {
 		mutations.WithLabelValues(OutcomeDenied).Inc()
-		log.Info("denied", "reason", m.Denied.Error())
+		logf.FromContext(ctx).Info("denied", "operation", req.Operation, "dryRun", isDryRun(req), "reason", m.Denied.Error())
 		return admission.Denied(m.Denied.Error()).WithWarnings(warnings...)
 	}
 	outcome := OutcomeUninjected
@@ -87,12 +86,24 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	resp := admission.Allowed("")
 	if len(m.Patch) > 0 {
-		resp.Patches = m.Patch
+		// The patch's bytes, written once (Patches would be marshaled
+		// again, value by value, by Complete).
+		patch, err := injection.EncodePatch(m.Patch)
+		if err != nil {
+			mutations.WithLabelValues(OutcomeError).Inc()
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		resp.Patch = patch
 		resp.PatchType = ptr.To(admissionv1.PatchTypeJSONPatch)
 	} else {
 		outcome = OutcomeUnchanged
 	}
 	mutations.WithLabelValues(outcome).Inc()
-	log.V(1).Info("admitted", "outcome", outcome, "patchOperations", len(m.Patch), "warnings", len(warnings))
+	// The values are built only when the level is on: this runs on every review.
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		log.Info("admitted", "operation", req.Operation, "dryRun", isDryRun(req), "outcome", outcome, "patchOperations", len(m.Patch), "warnings", len(warnings))
+	}
 	return resp.WithWarnings(warnings...)
 }
+
+func isDryRun(req admission.Request) bool { return req.DryRun != nil && *req.DryRun }

@@ -123,8 +123,8 @@ func TestHostileInputs(t *testing.T) {
 					}
 					continue
 				}
-				if resp.Allowed || len(resp.Patches) != 0 || resp.PatchType != nil {
-					t.Fatalf("%s: want a denial without a patch, got allowed=%v, %d patch operations", op, resp.Allowed, len(resp.Patches))
+				if resp.Allowed || len(resp.Patch) != 0 || resp.PatchType != nil {
+					t.Fatalf("%s: want a denial without a patch, got allowed=%v, a patch of %d bytes", op, resp.Allowed, len(resp.Patch))
 				}
 				if !strings.Contains(resp.Result.Message, tc.want) {
 					t.Errorf("%s: the denial does not say %q: %s", op, tc.want, resp.Result.Message)
@@ -143,7 +143,7 @@ func TestHostileInputs(t *testing.T) {
 			deleting := d.DeepCopy()
 			now := metav1.Now()
 			deleting.DeletionTimestamp = &now
-			if resp := h.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, deleting), injectiontest.MustJSON(t, deleting))); !resp.Allowed || len(resp.Patches) != 0 {
+			if resp := h.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, deleting), injectiontest.MustJSON(t, deleting))); !resp.Allowed || len(resp.Patch) != 0 {
 				t.Errorf("an update of a Deployment being deleted was denied or patched: %s", resp.Result.Message)
 			}
 		})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -134,7 +133,7 @@ func injectDocument(n int, body []byte, s injection.Settings, warn func(string))
 	}
 	// The webhook's own patch, applied as the API server applies it: what
 	// the injection does not change stays as written, unknown fields too.
-	ops, err := json.Marshal(m.Patch)
+	ops, err := injection.EncodePatch(m.Patch)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode the patch: %w", name, err)
 	}

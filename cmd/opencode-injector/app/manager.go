@@ -95,8 +95,10 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 		LeaderElectionResourceLockInterface: lock,
 		LeaderElectionReleaseOnCancel:       true, // the process exits right after
 		// The claim provisioner's cache: labeled Deployments and the
-		// claims the injector created, nothing else.
-		Cache:         cache.Options{ByObject: provision.CacheOptions()},
+		// claims the injector created, nothing else, without their
+		// managedFields (nothing here reads them; they are most of a
+		// cached object's size).
+		Cache:         cache.Options{ByObject: provision.CacheOptions(), DefaultTransform: cache.TransformStripManagedFields()},
 		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
 	})
 	if err != nil {
@@ -123,8 +125,8 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 	} else {
 		gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader()})
 	}
-	srv.Register(webhook.Path, &admission.Webhook{Handler: gate})
-	srv.Register(webhook.ScalePath, &admission.Webhook{Handler: &webhook.ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}})
+	srv.Register(webhook.Path, &admission.Webhook{Handler: gate, LogConstructor: webhook.LogConstructor})
+	srv.Register(webhook.ScalePath, &admission.Webhook{Handler: &webhook.ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}, LogConstructor: webhook.LogConstructor})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
