@@ -1,6 +1,7 @@
 // Package provision creates the workspace's PersistentVolumeClaim when a
-// labeled, injected Deployment asks for it with the storage annotation and
-// the claim does not exist. It never updates or deletes a claim: the claim
+// labeled, injected Deployment asks for it with the storage annotation, in
+// a namespace the cluster admin labeled for workspaces, and the claim does
+// not exist. It never updates or deletes a claim: the claim
 // it creates has no owner reference, is never pruned by Flux, and outlives
 // the Deployment and the HelmRelease. It runs as a controller in the
 // injector's manager, on the elected leader only; the admission webhook
@@ -73,6 +74,9 @@ func CacheOptions() map[client.Object]cache.ByObject {
 // a claim declared in Git (not in the cache) is seen too.
 type Reconciler struct {
 	Deployments client.Reader // the manager's cached client
+	// Namespaces reads Namespaces' labels (the manager's cached client:
+	// metadata only), for the admin's consent.
+	Namespaces client.Reader
 	Claims      client.Reader // the manager's API reader
 	Writer      client.Writer
 	Recorder    recorder.EventRecorder
@@ -86,6 +90,7 @@ type Reconciler struct {
 func Add(mgr ctrl.Manager, identity string) error {
 	r := &Reconciler{
 		Deployments: mgr.GetClient(),
+		Namespaces:  mgr.GetClient(),
 		Claims:      mgr.GetAPIReader(),
 		Writer:      mgr.GetClient(),
 		Recorder:    mgr.GetEventRecorder(ControllerName),
@@ -103,6 +108,9 @@ func Add(mgr ctrl.Manager, identity string) error {
 			UpdateFunc:  func(event.UpdateEvent) bool { return false },
 			GenericFunc: func(event.GenericEvent) bool { return false },
 		})).
+		// A namespace the admin labels for workspaces gets the claims its
+		// Deployments already ask for.
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsIn), builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Complete(r)
 }
 
@@ -118,6 +126,20 @@ func (r *Reconciler) deploymentsOf(ctx context.Context, o client.Object) []recon
 		if contract.ClaimName(list.Items[i].Annotations, list.Items[i].Name) == o.GetName() {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: list.Items[i].Name}})
 		}
+	}
+	return reqs
+}
+
+// deploymentsIn are the cached Deployments of the namespace o.
+func (r *Reconciler) deploymentsIn(ctx context.Context, o client.Object) []reconcile.Request {
+	var list appsv1.DeploymentList
+	if err := r.Deployments.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		logf.FromContext(ctx).Error(err, "list Deployments of a relabeled namespace", "namespace", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
 }
@@ -139,6 +161,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// Not admitted by the webhook (a namespace it excludes, or created
 		// before it was installed): not a workspace yet.
 		return reconcile.Result{}, nil
+	}
+	// The injected annotation is anyone's to write where the webhook does
+	// not run; the namespace label is the admin's alone.
+	if ok, err := NamespaceConsents(ctx, r.Namespaces, d.Namespace); err != nil || !ok {
+		return reconcile.Result{}, err
 	}
 	want, err := contract.ParseStorage(d.Annotations)
 	if err != nil {

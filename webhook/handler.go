@@ -43,6 +43,12 @@ type Handler struct {
 	// Claims reads workspace claims for the storage annotation's warnings
 	// (nil: no claim warnings). Reads only: see claimWarnings.
 	Claims client.Reader
+	// Access asks the API server whether the user asking for a claim may
+	// create it; Namespaces reads Namespaces' labels (metadata only) for
+	// the admin's consent. See storageAdmission (nil Access: no check;
+	// the served webhook always sets both).
+	Access     client.Writer
+	Namespaces client.Reader
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -81,6 +87,17 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	outcome := OutcomeUninjected
 	if injection.Enabled(m.Mutated) {
 		outcome = OutcomeInjected
+		storageWarnings, denial, err := h.storageAdmission(ctx, req.Operation, req.UserInfo, m.Deployment, old)
+		switch {
+		case err != nil:
+			mutations.WithLabelValues(OutcomeError).Inc()
+			return admission.Errored(http.StatusInternalServerError, err)
+		case denial != "":
+			mutations.WithLabelValues(OutcomeDenied).Inc()
+			log.Info("denied", "reason", denial)
+			return admission.Denied(denial).WithWarnings(warnings...)
+		}
+		warnings = append(warnings, storageWarnings...)
 		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, m.Deployment, old)...)
 	}
 	resp := admission.Allowed("")

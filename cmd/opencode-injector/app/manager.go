@@ -116,12 +116,12 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 		if err := mgr.Add(&selfImageResolver{reader: mgr.GetAPIReader(), self: o.Self, poll: o.SelfPoll, found: func(image string) {
 			s := s
 			s.SeedImage = image
-			gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader()})
+			gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader(), Access: mgr.GetClient(), Namespaces: mgr.GetClient()})
 		}, failed: gate.SetError}); err != nil {
 			return nil, err
 		}
 	} else {
-		gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader()})
+		gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader(), Access: mgr.GetClient(), Namespaces: mgr.GetClient()})
 	}
 	srv.Register(webhook.Path, &admission.Webhook{Handler: gate})
 	srv.Register(webhook.ScalePath, &admission.Webhook{Handler: &webhook.ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}})
