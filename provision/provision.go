@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -77,9 +78,9 @@ type Reconciler struct {
 	// Namespaces reads Namespaces' labels (the manager's cached client:
 	// metadata only), for the admin's consent.
 	Namespaces client.Reader
-	Claims      client.Reader // the manager's API reader
-	Writer      client.Writer
-	Recorder    recorder.EventRecorder
+	Claims     client.Reader // the manager's API reader
+	Writer     client.Writer
+	Recorder   recorder.EventRecorder
 	// Identity names this replica (the leader election identity); the
 	// Event that reports a creation names it.
 	Identity string
@@ -170,7 +171,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	want, err := contract.ParseStorage(d.Annotations)
 	if err != nil {
 		// Admitted before the annotation was checked: say so, create nothing.
-		r.Recorder.Eventf(&d, nil, corev1.EventTypeWarning, ReasonFailed, "Provision", "%s", err.Error())
+		r.event(&d, nil, corev1.EventTypeWarning, ReasonFailed, "%s", err.Error())
 		return reconcile.Result{}, nil
 	}
 	if want == nil {
@@ -184,8 +185,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case err == nil:
 		if problems := Mismatch(&existing, *want); len(problems) > 0 {
 			msg := strings.Join(problems, "; ")
-			log.Info("the existing claim differs from what the Deployment asks", "problems", msg)
-			r.Recorder.Eventf(&d, &existing, corev1.EventTypeWarning, ReasonMismatch, "Provision", "%s (replica %s)", msg, r.Identity)
+			log.Info("the existing claim differs from what the Deployment asks", "problems", contract.HideTokens(msg))
+			r.event(&d, &existing, corev1.EventTypeWarning, ReasonMismatch, "%s (replica %s)", msg, r.Identity)
 		}
 		return reconcile.Result{}, nil
 	case !apierrors.IsNotFound(err):
@@ -198,14 +199,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			// next reconcile compares it.
 			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
-		r.Recorder.Eventf(&d, nil, corev1.EventTypeWarning, ReasonFailed, "Provision", "cannot create PersistentVolumeClaim %s: %v", name, err)
+		r.event(&d, nil, corev1.EventTypeWarning, ReasonFailed, "cannot create PersistentVolumeClaim %s: %v", name, err)
 		return reconcile.Result{}, fmt.Errorf("create PersistentVolumeClaim %s/%s: %w", d.Namespace, name, err)
 	}
 	log.Info("created the workspace claim", "size", want.Size.String(), "storageClass", classOrDefault(want.Class), "replica", r.Identity)
-	r.Recorder.Eventf(&d, pvc, corev1.EventTypeNormal, ReasonProvisioned, "Provision",
-		"created PersistentVolumeClaim %s (%s, storage class %s, ReadWriteOnce; never deleted by the injector) on replica %s",
+	r.event(&d, pvc, corev1.EventTypeNormal, ReasonProvisioned, "created PersistentVolumeClaim %s (%s, storage class %s, ReadWriteOnce; never deleted by the injector) on replica %s",
 		name, want.Size.String(), classOrDefault(want.Class), r.Identity)
 	return reconcile.Result{}, nil
+}
+
+// event reports on the Deployment, with token-like values hidden (the
+// annotations' values are anyone's to write).
+func (r *Reconciler) event(d *appsv1.Deployment, related runtime.Object, eventType, reason, format string, args ...any) {
+	r.Recorder.Eventf(d, related, eventType, reason, "Provision", "%s", contract.HideTokens(fmt.Sprintf(format, args...)))
 }
 
 func classOrDefault(c string) string {

@@ -16,6 +16,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
 )
 
@@ -55,6 +56,10 @@ var _ admission.Handler = (*Handler)(nil)
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return withoutTokens(h.handle(ctx, req))
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) admission.Response {
 	log := logf.FromContext(ctx).WithValues("namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun)
 	if req.Kind.Group != appsv1.GroupName || req.Kind.Kind != "Deployment" ||
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
@@ -81,7 +86,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	warnings := m.Warnings
 	if m.Denied != nil {
 		mutations.WithLabelValues(OutcomeDenied).Inc()
-		log.Info("denied", "reason", m.Denied.Error())
+		log.Info("denied", "reason", contract.HideTokens(m.Denied.Error()))
 		return admission.Denied(m.Denied.Error()).WithWarnings(warnings...)
 	}
 	outcome := OutcomeUninjected
@@ -94,7 +99,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 			return admission.Errored(http.StatusInternalServerError, err)
 		case denial != "":
 			mutations.WithLabelValues(OutcomeDenied).Inc()
-			log.Info("denied", "reason", denial)
+			log.Info("denied", "reason", contract.HideTokens(denial))
 			return admission.Denied(denial).WithWarnings(warnings...)
 		}
 		warnings = append(warnings, storageWarnings...)
