@@ -50,7 +50,9 @@ func TestRecordGuards(t *testing.T) {
 		{"a clone other than the seed's", func(r *record, _ *corev1.PodSpec) { r.Clone = contract.WorkspaceRoot + "/github.com/x/y" }, "is not the seed's workspace"},
 		{"hosts other than the seed's", func(r *record, _ *corev1.PodSpec) { r.Hosts = []string{"evil.example"} }, "are not the seed's"},
 		{"a Secret other than the auth volume's", func(r *record, _ *corev1.PodSpec) { r.Secret = "other" }, "is not the one volume"},
-		{"no seed container", func(_ *record, ps *corev1.PodSpec) { ps.InitContainers = slices.DeleteFunc(ps.InitContainers, isOurSeed) }, "no " + contract.SeedContainerName},
+		{"no seed container", func(_ *record, ps *corev1.PodSpec) {
+			ps.InitContainers = slices.DeleteFunc(ps.InitContainers, isOurSeed)
+		}, "no " + contract.SeedContainerName},
 		{"a container that does not exist", func(r *record, _ *corev1.PodSpec) { r.Container = "ghost" }, "is not in the pod template"},
 		{"a filled field that is not a resource", func(r *record, _ *corev1.PodSpec) { r.Filled = map[string]resource.Quantity{"spec.x": {}} }, "filled field"},
 	} {
