@@ -39,7 +39,10 @@ type ServerOptions struct {
 	// MetricsSecure serves /metrics over HTTPS (the certificate in CertDir)
 	// to clients whose token the API server authenticates and authorizes
 	// for GET /metrics, as kubebuilder projects do.
-	MetricsSecure           bool
+	MetricsSecure bool
+	// EnableHTTP2 offers HTTP/2 on the webhook and metrics servers; off, they
+	// speak HTTP/1.1 only (see tlsOptions).
+	EnableHTTP2             bool
 	HealthProbeBindAddress  string // "0" disables
 	LeaderElect             bool
 	LeaderElectionNamespace string
@@ -79,7 +82,7 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 	if err != nil {
 		return nil, err
 	}
-	metricsOptions := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	metricsOptions := metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOptions(o.EnableHTTP2)}
 	if o.MetricsSecure {
 		metricsOptions.SecureServing = true
 		metricsOptions.CertDir = o.CertDir
@@ -97,7 +100,7 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 		// The claim provisioner's cache: labeled Deployments and the
 		// claims the injector created, nothing else.
 		Cache:         cache.Options{ByObject: provision.CacheOptions()},
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: tlsOptions(o.EnableHTTP2)}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
