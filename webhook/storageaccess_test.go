@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
 )
 
 // accessReviewer stands for the API server's authorizer: it allows the
@@ -122,5 +124,22 @@ func TestStorageAdmissionFailsClosed(t *testing.T) {
 	h.Access, h.Namespaces = accessReviewer(new([]authorizationv1.SubjectAccessReviewSpec), "alice"), readerOf()
 	if _, _, err := h.storageAdmission(context.Background(), admissionv1.Create, authenticationv1.UserInfo{Username: "alice"}, asking(map[string]string{contract.AnnotationStorage: "5Gi"}), nil); err == nil {
 		t.Error("an unreadable namespace admitted the ask without its warning")
+	}
+}
+
+// Handle refuses the Deployment when the storage check denies it: no
+// patch, code 403, the denial counted.
+func TestHandleDeniesAStorageAskWithoutTheRight(t *testing.T) {
+	d := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	d.Annotations[contract.AnnotationStorage] = "5Gi"
+	raw := injectiontest.MustJSON(t, d)
+	h := &Handler{Settings: testSettings(), Access: accessReviewer(new([]authorizationv1.SubjectAccessReviewSpec)), Namespaces: namespaces("opencode")}
+	before := outcomeCount(OutcomeDenied)
+	resp := h.Handle(context.Background(), request(admissionv1.Create, raw, nil))
+	if resp.Allowed || resp.Result.Code != http.StatusForbidden || len(resp.Patches) != 0 || !strings.Contains(resp.Result.Message, "may not create PersistentVolumeClaims") {
+		t.Errorf("allowed=%v code %d, %d patch operations: %s", resp.Allowed, resp.Result.Code, len(resp.Patches), resp.Result.Message)
+	}
+	if outcomeCount(OutcomeDenied) != before+1 {
+		t.Error("the denial was not counted")
 	}
 }
