@@ -14,6 +14,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
 )
 
@@ -41,12 +42,22 @@ type Handler struct {
 	// Claims reads workspace claims for the storage annotation's warnings
 	// (nil: no claim warnings). Reads only: see claimWarnings.
 	Claims client.Reader
+	// Access asks the API server whether the user asking for a claim may
+	// create it; Namespaces reads Namespaces' labels (metadata only) for
+	// the admin's consent. See storageAdmission (nil Access: no check;
+	// the served webhook always sets both).
+	Access     client.Writer
+	Namespaces client.Reader
 }
 
 var _ admission.Handler = (*Handler)(nil)
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return withoutTokens(h.handle(ctx, req))
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Kind.Group != appsv1.GroupName || req.Kind.Kind != "Deployment" ||
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return admission.Allowed("not a Deployment create or update")
@@ -72,7 +83,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	warnings := m.Warnings
 	if m.Denied != nil {
 		mutations.WithLabelValues(OutcomeDenied).Inc()
-		logf.FromContext(ctx).Info("denied", "operation", req.Operation, "dryRun", isDryRun(req), "reason", m.Denied.Error())
+		logf.FromContext(ctx).Info("denied", "operation", req.Operation, "dryRun", isDryRun(req), "reason", contract.HideTokens(m.Denied.Error()))
 		return admission.Denied(m.Denied.Error()).WithWarnings(warnings...)
 	}
 	outcome := OutcomeUninjected
@@ -82,6 +93,17 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		if m.Stored != nil {
 			old = &m.Stored.ObjectMeta
 		}
+		storageWarnings, denial, err := h.storageAdmission(ctx, req.Operation, req.UserInfo, m.Deployment, old)
+		switch {
+		case err != nil:
+			mutations.WithLabelValues(OutcomeError).Inc()
+			return admission.Errored(http.StatusInternalServerError, err)
+		case denial != "":
+			mutations.WithLabelValues(OutcomeDenied).Inc()
+			logf.FromContext(ctx).Info("denied", "operation", req.Operation, "dryRun", isDryRun(req), "reason", contract.HideTokens(denial))
+			return admission.Denied(denial).WithWarnings(warnings...)
+		}
+		warnings = append(warnings, storageWarnings...)
 		warnings = append(warnings, h.claimWarnings(ctx, req.Operation, m.Deployment, old)...)
 	}
 	resp := admission.Allowed("")

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
 )
 
@@ -38,14 +39,14 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
 		return 2
 	}
-	out, err := injectDocuments(in, s, func(w string) { fmt.Fprintln(stderr, "warning: "+w) })
+	out, err := injectDocuments(in, s, func(w string) { fmt.Fprintln(stderr, "warning: "+contract.HideTokens(w)) })
 	if errors.Is(err, injection.ErrNoSeedImage) {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v; pass --seed-image: this build (%s) is not a release, so it has no published image of its own "+
 			"(use the image your cluster's injector runs: kubectl -n opencode-system get deploy opencode-injector -o jsonpath='{..image}')\n", err, version)
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
+		fmt.Fprintf(stderr, "opencode-injector inject: %s\n", contract.HideTokens(err.Error()))
 		return 1
 	}
 	_, _ = stdout.Write(out)

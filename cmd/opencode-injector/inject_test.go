@@ -228,3 +228,21 @@ func TestInjectAgainKeepsTheInjectionUntilTheUsersChange(t *testing.T) {
 		t.Errorf("an untrusted seed image was kept (exit %d, stderr %q)", code, stderr)
 	}
 }
+
+// A token pasted as an annotation value is not repeated by inject's
+// denial or warnings.
+func TestInjectHidesTokens(t *testing.T) {
+	in, err := os.ReadFile(fluxFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "ghp_0123456789abcdefABCDEF0123456789abcd"
+	withToken := strings.Replace(string(in), "opencode.angryninja.cloud/repo: angryninja/k8s-cluster", "opencode.angryninja.cloud/repo: "+token, 1)
+	_, stderr, code := runInject(t, []byte(withToken), "-f", "-", "--seed-image", "example.com/seed:1")
+	if code == 0 || !strings.Contains(stderr, "annotation opencode.angryninja.cloud/repo") {
+		t.Fatalf("exit %d, want a denial of the repo annotation: %s", code, stderr)
+	}
+	if strings.Contains(stderr, token[4:]) {
+		t.Errorf("the token is repeated: %s", stderr)
+	}
+}
