@@ -308,16 +308,10 @@ func fillStat(e *index.Entry, st *unix.Stat_t) {
 // checkoutName refuses the tree entry names git's verify_path refuses with
 // its defaults on Linux (core.protectNTFS on): empty, ".", "..", a slash,
 // and .git in any spelling NTFS reads as .git, since a tree could otherwise
-// write into the clone's own repository. Control characters too, as go-git
-// refuses them.
+// write into the clone's own repository.
 func checkoutName(name string) bool {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
 		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if name[i] < 0x20 || name[i] == 0x7f {
-			return false
-		}
 	}
 	n := strings.ToLower(name)
 	n, _, _ = strings.Cut(n, ":")  // an NTFS stream: .git::$INDEX_ALLOCATION
