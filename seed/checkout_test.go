@@ -203,42 +203,17 @@ func pseudoRandom(n int, seed uint64) string {
 	return string(b)
 }
 
-// workTree maps every path of a clone's work tree (its .git left out) to
-// its type and permissions and its content or link target.
+// workTree is the snapshot of a clone's work tree by path inside it, its
+// .git and its own directory (whose mode the seed's staging decides) left
+// out.
 func workTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	tree := map[string]string{}
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
+	for p, what := range snapshot(t, dir) {
 		rel, _ := filepath.Rel(dir, p)
-		switch rel {
-		case ".": // the clone's own directory: the seed's staging decides its mode
-			return nil
-		case ".git":
-			return filepath.SkipDir
+		if rel != "." && rel != ".git" && !strings.HasPrefix(rel, ".git/") {
+			tree[rel] = what
 		}
-		what := fi.Mode().String()
-		switch {
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			what += " " + string(b)
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			what += " -> " + target
-		}
-		tree[rel] = what
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return tree
 }
