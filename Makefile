@@ -62,7 +62,7 @@ bench:
 	@assets=$$(hack/envtest-assets.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./test/bench
 	$(GO) test -run '^$$' -bench FirstClone -benchtime 3x -count=1 ./seed
 	$(GO) test -run '^$$' -bench Restart -benchtime 20x -count=1 ./seed
-	$(GO) test -run '^$$' -bench Shapes -benchtime 1x -count=1 -timeout 30m ./seed
+	$(GO) test -run '^$$' -bench Shapes -benchtime 3x -count=1 -timeout 60m ./seed
 
 # The injector image for linux/amd64 and linux/arm64, without Docker: an
 # OCI layout in bin/image (hack/image). `make image PUSH=registry/repo:tag`
