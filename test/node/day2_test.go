@@ -29,7 +29,6 @@ const upgradedVersion = injectorVersion + "-upgraded"
 // labeled create is refused (fail closed) while the workspace keeps
 // serving. The injector is running again when it returns.
 func checkDay2(t *testing.T, c *node.Cluster, cl client.Client, d *unstructured.Unstructured, pod *corev1.Pod) {
-	t.Helper()
 	ctx := context.Background()
 	upgraded, err := importInjectorImage(ctx, c, upgradedVersion)
 	if err != nil {
