@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,30 +37,37 @@ func importOurImages(t *testing.T, c *node.Cluster) string {
 		if imagesErr = c.ImportImage(ctx, os.Getenv(openCodeImageEnv)); imagesErr != nil {
 			return
 		}
-		archive, err := node.BuildInjectorImage(filepath.Join("..", ".."), node.WorkDir(), injectorVersion, os.Stderr)
-		if err != nil {
-			imagesErr = err
-			return
-		}
-		if imagesErr = c.ImportImage(ctx, archive, "--digests", "--base-name", node.InjectorImageRepo); imagesErr != nil {
-			return
-		}
-		idx, err := layout.ImageIndexFromPath(strings.TrimSuffix(archive, ".tar"))
-		if err != nil {
-			imagesErr = err
-			return
-		}
-		m, err := idx.IndexManifest()
-		if err != nil || len(m.Manifests) != 1 {
-			imagesErr = err
-			return
-		}
-		injectorDigest = m.Manifests[0].Digest.String()
+		injectorDigest, imagesErr = importInjectorImage(ctx, c, injectorVersion)
 	})
 	if imagesErr != nil {
 		t.Fatal(imagesErr)
 	}
 	return injectorDigest
+}
+
+// importInjectorImage builds the injector image with version compiled in
+// and imports it by repository and digest, as a registry pull leaves it;
+// it returns the digest.
+func importInjectorImage(ctx context.Context, c *node.Cluster, version string) (string, error) {
+	archive, err := node.BuildInjectorImage(filepath.Join("..", ".."), node.WorkDir(), version, os.Stderr)
+	if err != nil {
+		return "", err
+	}
+	if err := c.ImportImage(ctx, archive, "--digests", "--base-name", node.InjectorImageRepo); err != nil {
+		return "", err
+	}
+	idx, err := layout.ImageIndexFromPath(strings.TrimSuffix(archive, ".tar"))
+	if err != nil {
+		return "", fmt.Errorf("read the injector image %s: %w", version, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return "", fmt.Errorf("read the injector image %s: %w", version, err)
+	}
+	if len(m.Manifests) != 1 {
+		return "", fmt.Errorf("the injector image %s has %d manifests, want 1 (this platform's)", version, len(m.Manifests))
+	}
+	return m.Manifests[0].Digest.String(), nil
 }
 
 // TestOpenCodeImage runs the OpenCode image built here (Debian's git and

@@ -82,6 +82,13 @@ func install(c *node.Cluster, cl client.Client, digest string) error {
 		return err
 	}
 	certManager = cm
+	return applyInstall(ctx, c, cl, digest)
+}
+
+// applyInstall applies deploy/ with the image pinned to digest, as
+// `kubectl apply --server-side` does, and waits until the injector's
+// Deployment is available: the install, and an upgrade.
+func applyInstall(ctx context.Context, c *node.Cluster, cl client.Client, digest string) error {
 	docs, err := renderInstall(digest)
 	if err != nil {
 		return err

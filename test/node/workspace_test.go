@@ -1,7 +1,9 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,7 +40,9 @@ const (
 // Deployment, injected by the installed injector, its claim on a local
 // PersistentVolume, the seed init container from our image, and OpenCode
 // from the OpenCode image answering 401 without the password and 200 with
-// it. Then a new Pod (delete), scale to 0 and back, and the label removed.
+// it. Then a session created, found by a new Pod (delete); scale to 0 and
+// back; day 2 (checkDay2: the injector upgraded, stopped); and the label
+// removed.
 //
 // The claim already holds the clone, as the seed leaves it: a seed in a Pod
 // cannot reach a TLS git server inside the node's namespace, since the
@@ -64,6 +68,7 @@ func TestWorkspace(t *testing.T) {
 
 	d := fixtureDeployment(t, "flux", workspaceNS)
 	addOfflineEnv(t, d)
+	applied := time.Now()
 	applyAsHelm(t, cl, d)
 	pod := waitWorkspaceReady(t, c, "")
 	seedLog, err := c.Logs(ctx, workspaceNS, pod.Name, pod.Spec.InitContainers[0].Name)
@@ -78,19 +83,29 @@ func TestWorkspace(t *testing.T) {
 	if code := get(t, url+"/session", password); code != http.StatusOK {
 		t.Errorf("with the password: %d, want 200", code)
 	}
+	t.Logf("first start: %s from the Deployment's apply to OpenCode answering", time.Since(applied).Round(100*time.Millisecond))
 	for _, p := range []string{"home/.local/share/opencode"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("OpenCode's data is not on the claim: %v", err)
 		}
 	}
 
-	// A new Pod on the same claim: the clone is there, OpenCode serves.
+	sessionID := createSession(t, url)
+	logMemoryPeak(t, pod)
+
+	// A new Pod on the same claim: the clone and the session are there,
+	// OpenCode serves.
+	deleted := time.Now()
 	if err := c.Client.CoreV1().Pods(workspaceNS).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pod = waitWorkspaceReady(t, c, pod.Name)
 	if code := get(t, "http://"+pod.Status.PodIP+":4096/session", password); code != http.StatusOK {
 		t.Errorf("after the pod was deleted: %d, want 200", code)
+	}
+	t.Logf("restart: %s from the Pod's delete to OpenCode answering", time.Since(deleted).Round(100*time.Millisecond))
+	if code, body := request(t, http.MethodGet, "http://"+pod.Status.PodIP+":4096/session/"+sessionID, password, nil); code != http.StatusOK {
+		t.Errorf("the new Pod does not find session %s: %d %s", sessionID, code, body)
 	}
 
 	// Scale to 0 and back.
@@ -100,6 +115,8 @@ func TestWorkspace(t *testing.T) {
 	if code := get(t, "http://"+pod.Status.PodIP+":4096/session", password); code != http.StatusOK {
 		t.Errorf("after scaling to 0 and back: %d, want 200", code)
 	}
+
+	t.Run("day 2", func(t *testing.T) { checkDay2(t, c, cl, d, pod) })
 
 	// The label removed: the chart's Deployment is back.
 	labelsNoInject := d.GetLabels()
@@ -112,6 +129,33 @@ func TestWorkspace(t *testing.T) {
 	}
 	if len(restored.Spec.Template.Spec.InitContainers) != 0 || restored.Annotations[contract.AnnotationInjected] != "" {
 		t.Errorf("the label is gone but the injection stays: %+v", restored.Spec.Template.Spec.InitContainers)
+	}
+}
+
+// createSession creates an OpenCode session through the API of the server
+// at url and returns its ID.
+func createSession(t *testing.T, url string) string {
+	t.Helper()
+	code, body := request(t, http.MethodPost, url+"/session", password, map[string]string{"title": "survives the pod"})
+	var session struct{ ID string }
+	if code != http.StatusOK || json.Unmarshal(body, &session) != nil || session.ID == "" {
+		t.Fatalf("POST /session: %d %s", code, body)
+	}
+	return session.ID
+}
+
+// logMemoryPeak reports the OpenCode container's peak memory, as its
+// cgroup counts it, against its limit.
+func logMemoryPeak(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	peak, err := node.MemoryPeak(pod, contract.DefaultContainerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ctr := range pod.Spec.Containers {
+		if ctr.Name == contract.DefaultContainerName {
+			t.Logf("OpenCode's peak memory after start and a session: %d MiB (cgroup memory.max_usage_in_bytes), limit %s", peak>>20, ctr.Resources.Limits.Memory())
+		}
 	}
 }
 
@@ -269,15 +313,24 @@ func waitNoPods(ctx context.Context, c *node.Cluster) error {
 }
 
 // get is GET url's status, with OpenCode's basic auth when password is
-// set. A server that is listening (the probes pass) may still be starting:
-// requests that get no answer are retried for two minutes.
+// set.
 func get(t *testing.T, url, password string) int {
+	t.Helper()
+	code, _ := request(t, http.MethodGet, url, password, nil)
+	return code
+}
+
+// request sends body (as JSON, when not nil) to url and returns the status
+// and the answer, with OpenCode's basic auth when password is set. A server
+// that is listening (the probes pass) may still be starting: requests that
+// get no answer are retried for two minutes.
+func request(t *testing.T, method, url, password string, body any) (int, []byte) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		code, err := getOnce(url, password)
+		code, answer, err := requestOnce(method, url, password, body)
 		if err == nil {
-			return code
+			return code, answer
 		}
 		if time.Now().After(deadline) {
 			t.Fatal(err)
@@ -286,19 +339,33 @@ func get(t *testing.T, url, password string) int {
 	}
 }
 
-func getOnce(url, password string) (int, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+func requestOnce(method, url, password string, body any) (int, []byte, error) {
+	var content io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		content = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, content)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if password != "" {
 		req.SetBasicAuth("opencode", password)
 	}
 	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	return resp.StatusCode, answer, nil
 }
