@@ -7,10 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+
+	"github.com/angryninja/opencode-injector/injection"
 )
 
 // InjectorImageRepo is the injector image's repository, as deploy/ names it.
-const InjectorImageRepo = "ghcr.io/angryninja/opencode-injector"
+const InjectorImageRepo = injection.ImageRepository
 
 // BuildInjectorImage builds the injector image as `make image` does
 // (hack/image, an OCI layout), for this machine's platform only, with
