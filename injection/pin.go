@@ -26,6 +26,8 @@ import (
 // and the contract's annotations that shape the pod template (the storage
 // annotations only ask the provisioner for a claim).
 type userPart struct {
+	// The name chooses the default claim: a renamed copy is a new workspace.
+	Name        string                    `json:"name"`
 	Template    corev1.PodTemplateSpec    `json:"template"`
 	Strategy    appsv1.DeploymentStrategy `json:"strategy"`
 	Annotations map[string]string         `json:"annotations,omitempty"`
@@ -35,7 +37,7 @@ type userPart struct {
 // fields in order, map keys sorted, empty lists omitted); d must be
 // stripped of any injection.
 func userDigest(d *appsv1.Deployment) string {
-	part := userPart{Template: d.Spec.Template, Strategy: d.Spec.Strategy}
+	part := userPart{Name: d.Name, Template: d.Spec.Template, Strategy: d.Spec.Strategy}
 	for _, k := range contract.UserAnnotations {
 		if k == contract.AnnotationStorage || k == contract.AnnotationStorageClass {
 			continue

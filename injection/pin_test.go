@@ -227,3 +227,23 @@ func TestNarrowedGitHostsApplyAtOnce(t *testing.T) {
 	out, _ = mutateOrFail(t, user, once, widened)
 	injectiontest.AssertEqual(t, "widened hosts", once, out)
 }
+
+// A renamed copy of an injected Deployment is another workspace: its
+// default claim follows its own name, not the original's kept injection.
+func TestRenamedCopyIsInjectedAfresh(t *testing.T) {
+	once, _, err := Mutate(injectiontest.ReadDeployment(t, injectiontest.FluxFixture), nil, DefaultSettings(oldImage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := once.DeepCopy()
+	copied.Name = "second-workspace"
+	out, _, err := Mutate(copied, nil, DefaultSettings(newImage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range out.Spec.Template.Spec.Volumes {
+		if v.Name == contract.DataVolumeName && (v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "second-workspace") {
+			t.Errorf("the renamed copy mounts %+v, want its own claim second-workspace", v.VolumeSource)
+		}
+	}
+}

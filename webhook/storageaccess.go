@@ -29,7 +29,10 @@ func (h *Handler) storageAdmission(ctx context.Context, op admissionv1.Operation
 	if _, asked := d.Annotations[contract.AnnotationStorage]; !asked {
 		return nil, "", nil
 	}
-	if op == admissionv1.Update && old != nil && !storageAskChanged(d.Annotations, old.Annotations) {
+	// An unchanged ask was checked when it was made, but only if the stored
+	// object was already a workspace: adding the label to a Deployment that
+	// carried the annotation unchecked makes a new ask.
+	if op == admissionv1.Update && old != nil && old.Labels[contract.LabelInject] == contract.LabelInjectEnabled && !storageAskChanged(d.Annotations, old.Annotations) {
 		return nil, "", nil
 	}
 	review := pvcCreateReview(user, d.Namespace)

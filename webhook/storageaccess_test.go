@@ -61,14 +61,17 @@ func TestStorageAdmission(t *testing.T) {
 		reviewed   bool
 		denied     bool
 		wantWarned bool
+		// oldUnlabeled: the stored object was not a workspace yet.
+		oldUnlabeled bool
 	}{
-		{"a user who may create claims, in a labeled namespace", admissionv1.Create, ask, nil, []string{"alice"}, []string{"opencode"}, true, false, false},
-		{"a user who may not create claims is denied", admissionv1.Create, ask, nil, nil, []string{"opencode"}, true, true, false},
-		{"an update that adds the ask is reviewed", admissionv1.Update, ask, map[string]string{}, nil, []string{"opencode"}, true, true, false},
-		{"an update that keeps the ask is not reviewed again", admissionv1.Update, ask, ask, nil, []string{"opencode"}, false, false, false},
-		{"no ask, no review", admissionv1.Create, map[string]string{}, nil, nil, []string{"opencode"}, false, false, false},
-		{"an unlabeled namespace is warned about", admissionv1.Create, ask, nil, []string{"alice"}, []string{"other"}, true, false, true},
-		{"the right is checked in an unlabeled namespace too", admissionv1.Create, ask, nil, nil, nil, true, true, false},
+		{"a user who may create claims, in a labeled namespace", admissionv1.Create, ask, nil, []string{"alice"}, []string{"opencode"}, true, false, false, false},
+		{"a user who may not create claims is denied", admissionv1.Create, ask, nil, nil, []string{"opencode"}, true, true, false, false},
+		{"an update that adds the ask is reviewed", admissionv1.Update, ask, map[string]string{}, nil, []string{"opencode"}, true, true, false, false},
+		{"an update that keeps the ask is not reviewed again", admissionv1.Update, ask, ask, nil, []string{"opencode"}, false, false, false, false},
+		{"adding the label to a Deployment that carried the ask unchecked is reviewed", admissionv1.Update, ask, ask, nil, []string{"opencode"}, true, true, false, true},
+		{"no ask, no review", admissionv1.Create, map[string]string{}, nil, nil, []string{"opencode"}, false, false, false, false},
+		{"an unlabeled namespace is warned about", admissionv1.Create, ask, nil, []string{"alice"}, []string{"other"}, true, false, true, false},
+		{"the right is checked in an unlabeled namespace too", admissionv1.Create, ask, nil, nil, nil, true, true, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var reviews []authorizationv1.SubjectAccessReviewSpec
@@ -76,6 +79,9 @@ func TestStorageAdmission(t *testing.T) {
 			var old *metav1.ObjectMeta
 			if c.old != nil {
 				old = &metav1.ObjectMeta{Name: "ws", Annotations: c.old}
+				if !c.oldUnlabeled {
+					old.Labels = map[string]string{contract.LabelInject: contract.LabelInjectEnabled}
+				}
 			}
 			warnings, denial, err := h.storageAdmission(context.Background(), c.op, alice, asking(c.ann), old)
 			if err != nil {

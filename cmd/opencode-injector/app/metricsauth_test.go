@@ -178,3 +178,21 @@ func TestMetricsCacheIsBoundedInSizeAndTime(t *testing.T) {
 		t.Errorf("an answer outlived metricsDecisionTTL: %d reviews, want 1", n)
 	}
 }
+
+// A cached answer costs the same whatever the request's path: a bogus
+// token with megabyte-long paths cannot grow the cache past its entries'
+// fixed size. And no two requests share a key unless token, verb and path
+// are all equal.
+func TestMetricsCacheKeyIsFixedSize(t *testing.T) {
+	long := "/" + string(make([]byte, 1<<20))
+	if k := decisionKey("bogus", long, "get"); len(k) != 64 {
+		t.Errorf("a 1 MiB path makes a key of %d bytes, want 64", len(k))
+	}
+	keys := map[string]bool{}
+	for _, c := range [][3]string{{"a", "/metrics", "get"}, {"b", "/metrics", "get"}, {"a", "/other", "get"}, {"a", "/metrics", "post"}, {"a\x00/metrics", "", "get"}} {
+		keys[decisionKey(c[0], c[1], c[2])] = true
+	}
+	if len(keys) != 5 {
+		t.Errorf("distinct requests share a key: %d keys for 5", len(keys))
+	}
+}
