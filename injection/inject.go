@@ -102,7 +102,7 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 		return nil, warnings, err
 	}
 	digest := userDigest(d)
-	if src, pinRec, ok := pinSource(in, stored, prev, trusted); ok {
+	if src, pinRec, ok := pinSource(in, stored, prev, trusted, s.Offline); ok {
 		if kept, imageWarning := keepPinned(d, src, pinRec, digest, s); kept {
 			if src == stored && w != "" {
 				// The request's record is one server-side apply left without

@@ -59,17 +59,20 @@ func userDigest(d *appsv1.Deployment) string {
 
 // pinSource is the earlier injection this request may keep: the stored
 // object's on an UPDATE (server-side apply drops the injected fields from
-// the request, the stored object still holds them), else the request's own
-// when it carries a trusted record with a digest (injecting an injected
-// manifest offline). A request's own record without a digest cannot tell
-// whether the user's part changed since, so it is not a pin.
-func pinSource(in, stored *appsv1.Deployment, own record, ownTrusted bool) (*appsv1.Deployment, record, bool) {
+// the request, the stored object still holds them), else, offline only,
+// the request's own when it carries a trusted record with a digest
+// (injecting an injected manifest again). In the webhook a request's own
+// record proves nothing: a CREATE carrying a self-consistent forged record
+// would keep a template without the password env. A record without a
+// digest cannot tell whether the user's part changed since, so it is not a
+// pin.
+func pinSource(in, stored *appsv1.Deployment, own record, ownTrusted, offline bool) (*appsv1.Deployment, record, bool) {
 	if stored != nil && Enabled(stored) && stored.DeletionTimestamp == nil {
 		if rec, trusted, _ := readRecord(stored); trusted {
 			return stored, rec, true
 		}
 	}
-	if ownTrusted && own.UserDigest != "" {
+	if offline && ownTrusted && own.UserDigest != "" {
 		return in, own, true
 	}
 	return nil, record{}, false

@@ -1,6 +1,7 @@
 package injection
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,8 +34,12 @@ func newRelease() Settings {
 	return s
 }
 
+// mutateOrFail mutates in; a review without a stored object is the
+// offline inject's, the only one that may keep the request's own record
+// (TestCreateKeepsNoOwnRecord covers the webhook's CREATE).
 func mutateOrFail(t *testing.T, in, stored *appsv1.Deployment, s Settings) (*appsv1.Deployment, []string) {
 	t.Helper()
+	s.Offline = stored == nil
 	out, warnings, err := Mutate(in, stored, s)
 	if err != nil {
 		t.Fatalf("denied: %v", err)
@@ -245,5 +250,28 @@ func TestRenamedCopyIsInjectedAfresh(t *testing.T) {
 		if v.Name == contract.DataVolumeName && (v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "second-workspace") {
 			t.Errorf("the renamed copy mounts %+v, want its own claim second-workspace", v.VolumeSource)
 		}
+	}
+}
+
+// The webhook's CREATE keeps no injection its request carries: the record
+// is the requester's word. A forged, self-consistent record on a template
+// without the password env gets a fresh injection, with the password.
+func TestCreateKeepsNoOwnRecord(t *testing.T) {
+	once, _, err := Mutate(injectiontest.ReadDeployment(t, injectiontest.FluxFixture), nil, DefaultSettings(oldImage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := once.DeepCopy()
+	app := &forged.Spec.Template.Spec.Containers[0]
+	app.Env = slices.DeleteFunc(app.Env, func(e corev1.EnvVar) bool { return e.Name == contract.EnvPassword })
+	out, _, err := Mutate(forged, nil, newRelease())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seedImage(t, out); got != newImage {
+		t.Errorf("the request's own injection was kept: seed image %s, want %s", got, newImage)
+	}
+	if !slices.ContainsFunc(out.Spec.Template.Spec.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == contract.EnvPassword }) {
+		t.Error("a CREATE without the password env was admitted without it")
 	}
 }

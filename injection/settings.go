@@ -19,6 +19,11 @@ type Settings struct {
 	AllowedGitHosts []string
 	DefaultRequests corev1.ResourceList
 	DefaultLimits   corev1.ResourceList
+	// Offline: the input is a manifest injected earlier by this command,
+	// with no stored object to read an injection from, so its own trusted
+	// record may be kept. The webhook never sets it: a request's own record
+	// is the requester's word, not the webhook's.
+	Offline bool
 }
 
 // Default values of the injection flags.

@@ -21,6 +21,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	s := defaultSettings()
+	s.Offline = true
 	s.AddFlags(fs)
 	file := fs.String("f", "", "multi-document YAML to read (- for stdin)")
 	if code, ok := parseFlags(fs, args); !ok {
