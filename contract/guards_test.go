@@ -133,3 +133,18 @@ func TestParseHostsRefusesWhatIsNotAHost(t *testing.T) {
 		t.Errorf("valid hosts: %q, %v", got, err)
 	}
 }
+
+// A user:password pasted where no URL belongs (a Secret or branch name) is
+// not repeated in a message; an image digest or a namespaced name is.
+func TestHideTokensHidesUserinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		`secret "https://user:hunter2@x" is not a valid name`: `secret "https://REDACTED@x" is not a valid name`,
+		`branch user:hunter2@host is refused`:                 `branch REDACTED@host is refused`,
+		`image ghcr.io/a/b@sha256:0123 kept`:                  `image ghcr.io/a/b@sha256:0123 kept`,
+		`user system:serviceaccount:ns:sa may not`:            `user system:serviceaccount:ns:sa may not`,
+	} {
+		if got := HideTokens(in); got != want {
+			t.Errorf("HideTokens(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

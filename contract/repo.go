@@ -175,8 +175,12 @@ var tokenLike = regexp.MustCompile(`(?i)(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|gl
 // Every denial, warning, log line and Event that can carry a user's value
 // goes through it.
 func HideTokens(s string) string {
-	return tokenLike.ReplaceAllString(s, "REDACTED")
+	return userinfo.ReplaceAllString(tokenLike.ReplaceAllString(s, "REDACTED"), "${1}REDACTED@")
 }
+
+// userinfo is a password in URL userinfo (user:password@, with or without
+// a scheme) pasted where no URL belongs, such as a Secret or branch name.
+var userinfo = regexp.MustCompile(`(^|[\s"'(=/])[^\s"'/@:]+:[^\s"'/@]+@`)
 
 // Mask is a value where no URL credentials can be (a name, a size), fit for
 // a message: token-like values hidden, its length bounded.
