@@ -20,8 +20,10 @@ const Prefix = "opencode.angryninja.cloud/"
 const (
 	LabelInject        = Prefix + "inject"
 	LabelInjectEnabled = "true"
-	// LabelWorkspaces marks a namespace that holds workspaces: the scale
-	// guard (fail-closed) runs there and nowhere else.
+	// LabelWorkspaces (value LabelWorkspacesEnabled) is the cluster
+	// admin's switch for a namespace that holds workspaces: the scale
+	// guard (fail-closed) runs there and nowhere else, and the injector
+	// creates claims there and nowhere else.
 	LabelWorkspaces      = Prefix + "workspaces"
 	AnnotationRepo       = Prefix + "repo"
 	AnnotationBranch     = Prefix + "branch"
@@ -32,6 +34,9 @@ const (
 	AnnotationInjected   = Prefix + "injected"    // written by the webhook only
 	DefaultContainerName = "app"
 )
+
+// LabelWorkspacesEnabled is the value of LabelWorkspaces that consents.
+const LabelWorkspacesEnabled = "true"
 
 // AnnotationStorage asks the injector to create the claim, of this size, when
 // it does not exist; AnnotationStorageClass names the class of the claim it

@@ -5,10 +5,12 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // AnnotationError is a denial: it names the annotation, the (redacted) value
@@ -113,12 +115,14 @@ func ParseRepo(v string, allowed []string) (Repo, error) {
 	return Repo{URL: "https://" + host + "/" + segs[0] + "/" + segs[1] + ".git", Host: host, Owner: segs[0], Name: segs[1]}, nil
 }
 
-// ValidateBranch applies git's ref rules to refs/heads/<b>, plus a ban on a
-// leading '-' that git check-ref-format --branch also refuses.
+// ValidateBranch applies git's ref rules to refs/heads/<b>, plus the bans
+// on a leading '-' and on HEAD that git check-ref-format --branch also
+// applies (HEAD names no branch: the remote's default is asked by leaving
+// the annotation out).
 func ValidateBranch(b string) error {
-	if b == "" || strings.HasPrefix(b, "-") || strings.IndexFunc(b, func(r rune) bool { return unicode.IsSpace(r) || r > unicode.MaxASCII }) >= 0 ||
+	if b == "" || b == "HEAD" || strings.HasPrefix(b, "-") || strings.IndexFunc(b, func(r rune) bool { return unicode.IsSpace(r) || r > unicode.MaxASCII }) >= 0 ||
 		plumbing.ReferenceName("refs/heads/"+b).Validate() != nil {
-		return &AnnotationError{AnnotationBranch, Redact(b), "is not a valid git branch name",
+		return &AnnotationError{AnnotationBranch, Mask(b), "is not a valid git branch name",
 			"give a branch like main or release/1.2 (ASCII, no spaces, '..', '~^:?*[\\', leading '-' or '/', trailing '.lock'), or remove the annotation to use the remote's default branch"}
 	}
 	return nil
@@ -132,7 +136,7 @@ func ParseHosts(v string) ([]string, error) {
 		if h == "" {
 			continue
 		}
-		if strings.ContainsAny(h, "/@?# ") {
+		if !validHost(h) {
 			return nil, fmt.Errorf("host %q: give a host name or host:port, without scheme or path", Redact(h))
 		}
 		hosts = append(hosts, h)
@@ -143,16 +147,55 @@ func ParseHosts(v string) ([]string, error) {
 	return hosts, nil
 }
 
+// validHost tells whether h is a DNS name (or IPv4 address) with an
+// optional port: it becomes a directory of the clone path, so '..', '.'
+// and empty labels are refused.
+func validHost(h string) bool {
+	name, port, hasPort := strings.Cut(h, ":")
+	if hasPort {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return false
+		}
+	}
+	return len(validation.IsDNS1123Subdomain(name)) == 0
+}
+
 // maxQuoted bounds how much of a bad value a message repeats.
 const maxQuoted = 200
 
 // atSigns are '@' and what a parser or a reader might take for one.
 var atSigns = []string{"@", "%40", "\uFF20", "\uFE6B"}
 
-// Redact hides credentials and query strings before a value reaches a
-// message or a log: everything before the last '@' (or a look-alike or
-// escaped one: userinfo in URL or scp form, with or without a scheme), then
-// everything from '?' or '#'.
+// tokenLike is a value with a known credential prefix (GitHub's and
+// GitLab's personal, OAuth, app and refresh tokens), and what follows it.
+// A bare 40-hex value is a commit, not a token.
+var tokenLike = regexp.MustCompile(`(?i)(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-)[A-Za-z0-9_-]*`)
+
+// HideTokens replaces every token-like value in a message with REDACTED.
+// Every denial, warning, log line and Event that can carry a user's value
+// goes through it.
+func HideTokens(s string) string {
+	return userinfo.ReplaceAllString(tokenLike.ReplaceAllString(s, "REDACTED"), "${1}REDACTED@")
+}
+
+// userinfo is a password in URL userinfo (user:password@, with or without
+// a scheme) pasted where no URL belongs, such as a Secret or branch name.
+var userinfo = regexp.MustCompile(`(^|[\s"'(=/])[^\s"'/@:]+:[^\s"'/@]+@`)
+
+// Mask is a value where no URL credentials can be (a name, a size), fit for
+// a message: token-like values hidden, its length bounded.
+func Mask(v string) string {
+	v = HideTokens(v)
+	if len(v) > maxQuoted {
+		v = strings.ToValidUTF8(v[:maxQuoted], "") + "..."
+	}
+	return v
+}
+
+// Redact is a value where URL credentials can be (a repository, a host, a
+// remote's URL), fit for a message: everything before the last '@' (or a
+// look-alike or escaped one: userinfo in URL or scp form, with or without a
+// scheme) and everything from '?' or '#' is cut, then it is masked.
 func Redact(v string) string {
 	at, width := -1, 0
 	lower := strings.ToLower(v)
@@ -171,8 +214,5 @@ func Redact(v string) string {
 	if i := strings.IndexAny(v, "?#"); i >= 0 {
 		v = v[:i] + "?REDACTED"
 	}
-	if len(v) > maxQuoted {
-		v = strings.ToValidUTF8(v[:maxQuoted], "") + "..."
-	}
-	return v
+	return Mask(v)
 }

@@ -51,7 +51,7 @@ func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 	if v, ok := a[contract.AnnotationSeedMemory]; ok {
 		q, err := resource.ParseQuantity(v)
 		if err != nil || q.Sign() <= 0 {
-			return w, &contract.AnnotationError{Key: contract.AnnotationSeedMemory, Value: contract.Redact(v), Problem: "is not a positive memory quantity",
+			return w, &contract.AnnotationError{Key: contract.AnnotationSeedMemory, Value: contract.Mask(v), Problem: "is not a positive memory quantity",
 				Fix: "give the seed init container's memory limit like 1Gi; it needs about the repository's largest file plus 48Mi"}
 		}
 		w.SeedMemory = q
@@ -75,7 +75,7 @@ func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 			continue
 		}
 		if msgs := validateName(v, n.subdomain); len(msgs) > 0 {
-			return w, &contract.AnnotationError{Key: n.key, Value: contract.Redact(v), Problem: "is not a valid name (" + strings.Join(msgs, "; ") + ")", Fix: n.fix}
+			return w, &contract.AnnotationError{Key: n.key, Value: contract.Mask(v), Problem: "is not a valid name (" + strings.Join(msgs, "; ") + ")", Fix: n.fix}
 		}
 		*n.target = v
 	}
@@ -104,7 +104,7 @@ func unknownKeys(annotations map[string]string) []string {
 
 // unknownKeyWarning names an unknown key with the nearest valid one.
 func unknownKeyWarning(k string) string {
-	return fmt.Sprintf("unknown annotation %s is ignored; did you mean %s?", contract.Redact(k), nearest(k, contract.UserAnnotations))
+	return fmt.Sprintf("unknown annotation %s is ignored; did you mean %s?", contract.Mask(k), nearest(k, contract.UserAnnotations))
 }
 
 func nearest(k string, candidates []string) string {

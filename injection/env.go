@@ -132,22 +132,30 @@ func injectContainer(c *corev1.Container, rec *record, s Settings) {
 // stripContainer undoes injectContainer. Each item the injection wrote goes
 // (or gets the user's original back) only while it holds exactly what was
 // written; a value the user set since stays. Without a trusted record only
-// what is ours by name goes, and resources stay.
+// what is ours by name goes, except the password entry, and resources stay.
 func stripContainer(c *corev1.Container, rec record, trusted bool) {
 	c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, isDataMount)
 	if len(c.VolumeMounts) == 0 {
 		c.VolumeMounts = nil
 	}
 	if !trusted {
-		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) || isWritten(e, caEnv()) })
+		// Without a record nobody can tell our password entry from the
+		// user's: it stays, so OpenCode never runs without its password.
+		// The CA's env goes only when it holds exactly what a CA wrote.
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
+			return ownedEnv(e.Name) && e.Name != contract.EnvPassword || isWritten(e, caEnv())
+		})
 		if strings.HasPrefix(c.WorkingDir, contract.WorkspaceRoot+"/") {
 			c.WorkingDir = ""
 		}
 	} else {
 		written := writtenEnv(rec)
+		// A v1 record did not say what it wrote: a password entry goes only
+		// when the record holds the user's own to put back.
+		legacyKeepsPassword := rec.legacy && !slices.ContainsFunc(rec.Env, func(e replacedEnv) bool { return e.Name == contract.EnvPassword })
 		var usersNow []string // owned names holding a value the user set since
 		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
-			if !rec.ownsEnv(e.Name) {
+			if !rec.ownsEnv(e.Name) || e.Name == contract.EnvPassword && legacyKeepsPassword {
 				return false
 			}
 			if rec.legacy || isWritten(e, written) {

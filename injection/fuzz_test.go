@@ -57,7 +57,7 @@ func FuzzInject(f *testing.F) {
 		expect.check(t, "after un-injection", uninject(t, again), false)
 
 		raw := injectiontest.MustJSON(t, edited)
-		m, err := MutateJSON(raw, &once.ObjectMeta, testSettings())
+		m, err := MutateJSON(raw, injectiontest.MustJSON(t, once), testSettings())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,13 +28,19 @@ var ErrNoSeedImage = errors.New("no seed image is set")
 // same input always gives the same output and injecting twice changes
 // nothing.
 //
-// old is the stored object's metadata on an UPDATE (nil otherwise): its
-// status annotation, written by this webhook, is what the user already
-// knows, so only what changes since is warned about, and a changed repo or
-// branch is explained.
-func Mutate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*appsv1.Deployment, []string, error) {
+// stored is the stored object on an UPDATE (nil otherwise). Its status
+// annotation, written by this webhook, is what the user already knows, so
+// only what changes since is warned about, and a changed repo or branch is
+// explained. Its injection is kept as it is while the user's part of the
+// Deployment does not change (see keepPinned), so an injector upgrade
+// restarts no workspace.
+func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*appsv1.Deployment, []string, error) {
 	if in.DeletionTimestamp != nil {
 		return in.DeepCopy(), nil, nil // a way out is never blocked
+	}
+	var old *metav1.ObjectMeta
+	if stored != nil {
+		old = &stored.ObjectMeta
 	}
 	d := in.DeepCopy()
 	var warnings []string
@@ -95,8 +101,23 @@ func Mutate(in *appsv1.Deployment, old *metav1.ObjectMeta, s Settings) (*appsv1.
 	if err := checkCollisions(ps, ci); err != nil {
 		return nil, warnings, err
 	}
+	digest := userDigest(d)
+	if src, pinRec, ok := pinSource(in, stored, prev, trusted, s.Offline); ok {
+		if kept, imageWarning := keepPinned(d, src, pinRec, digest, s); kept {
+			if src == stored && w != "" {
+				// The request's record is one server-side apply left without
+				// the rest of the injection: the stored injection is kept
+				// whole, nothing was removed by name.
+				warnings = slices.DeleteFunc(warnings, func(x string) bool { return x == w })
+			}
+			if imageWarning != "" {
+				warnings = append(warnings, imageWarning)
+			}
+			return d, warnings, nil
+		}
+	}
 
-	rec := record{Version: contract.Version, Container: ws.Container, Secret: ws.Secret, Clone: ws.ClonePath(), Hosts: s.AllowedGitHosts, CABundle: ws.CABundle}
+	rec := record{Version: contract.Version, Container: ws.Container, Secret: ws.Secret, Clone: ws.ClonePath(), Hosts: s.AllowedGitHosts, CABundle: ws.CABundle, UserDigest: digest}
 	setStrategy(d, &rec)
 	ps.Volumes = append(ps.Volumes, volumes(ws)...)
 	ps.InitContainers = append([]corev1.Container{seedContainer(ps, ci, ws, s, &rec)}, ps.InitContainers...)

@@ -52,10 +52,10 @@ func TestGolden(t *testing.T) {
 			}
 			want, readErr := os.ReadFile(golden)
 			if readErr != nil {
-				t.Fatalf("%v (run go test ./webhook -update to create it)", readErr)
+				t.Fatalf("%v (run go test ./injection -update to create it)", readErr)
 			}
 			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s differs (-golden +got; go test ./webhook -update rewrites it):\n%s", golden, diff)
+				t.Errorf("%s differs (-golden +got; go test ./injection -update rewrites it):\n%s", golden, diff)
 			}
 		})
 	}

@@ -1,19 +1,23 @@
 package injection
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 
 	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	kjson "sigs.k8s.io/json"
 )
 
 // Mutation is MutateJSON's answer for one Deployment.
 type Mutation struct {
 	// Deployment is the request's object as decoded.
 	Deployment *appsv1.Deployment
+	// Stored is the stored object on an UPDATE as decoded, else nil.
+	Stored *appsv1.Deployment
 	// Mutated is Mutate's output; nil when Denied.
 	Mutated  *appsv1.Deployment
 	Warnings []string
@@ -42,26 +46,53 @@ var deployments = func() runtime.Decoder {
 	return serializer.NewCodecFactory(scheme).UniversalDeserializer()
 }()
 
+// decodeDeployment decodes a Deployment's JSON directly with the
+// serializer's own JSON function (case-sensitive), since an admission
+// request's object is JSON and its kind already known: the deserializer
+// would first decode the whole object once more to read apiVersion and
+// kind. Anything else (YAML, another kind, no kind) takes the
+// deserializer's path, which answers it as before.
+func decodeDeployment(raw []byte) (*appsv1.Deployment, error) {
+	in := &appsv1.Deployment{}
+	if trimmed := bytes.TrimLeft(raw, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, in); err == nil && in.APIVersion == "apps/v1" && in.Kind == "Deployment" {
+			return in, nil
+		}
+		in = &appsv1.Deployment{}
+	}
+	if err := runtime.DecodeInto(deployments, raw, in); err != nil {
+		return nil, &DecodeError{err}
+	}
+	return in, nil
+}
+
 // MutateJSON is Mutate on a Deployment's JSON, as an admission request
 // carries it and as the offline inject command reads it: the webhook and
-// the command answer the same bytes the same way. old is the stored
-// object's metadata on an UPDATE, else nil. The error is a *DecodeError for
-// bytes that are not a Deployment, or a failure to build the patch; a
-// refusal is Mutation.Denied.
-func MutateJSON(raw []byte, old *metav1.ObjectMeta, s Settings) (*Mutation, error) {
+// the command answer the same bytes the same way. storedRaw is the stored
+// object on an UPDATE, else empty. The error is a *DecodeError for bytes
+// that are not a Deployment, or a failure to build the patch; a refusal is
+// Mutation.Denied.
+func MutateJSON(raw, storedRaw []byte, s Settings) (*Mutation, error) {
 	if len(raw) == 0 {
 		return nil, &DecodeError{errors.New("there is no content to decode")}
 	}
-	var in appsv1.Deployment
-	if err := runtime.DecodeInto(deployments, raw, &in); err != nil {
-		return nil, &DecodeError{err}
+	in, err := decodeDeployment(raw)
+	if err != nil {
+		return nil, err
 	}
-	m := &Mutation{Deployment: &in}
-	m.Mutated, m.Warnings, m.Denied = Mutate(&in, old, s)
+	m := &Mutation{Deployment: in}
+	if len(storedRaw) > 0 {
+		stored, err := decodeDeployment(storedRaw)
+		if err != nil {
+			return nil, &DecodeError{fmt.Errorf("stored object: %w", err)}
+		}
+		m.Stored = stored
+	}
+	m.Mutated, m.Warnings, m.Denied = Mutate(in, m.Stored, s)
 	if m.Denied != nil {
 		return m, nil
 	}
-	ops, err := createPatch(raw, &in, m.Mutated)
+	ops, err := createPatch(raw, in, m.Mutated)
 	if err != nil {
 		return nil, err // it names what could not be decoded
 	}

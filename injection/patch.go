@@ -60,7 +60,8 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 	var ops []jsonpatch.Operation
 	var fields *rawDeployment
 	for _, f := range injectedFields {
-		if equality.Semantic.DeepEqual(f.get(in), f.get(out)) {
+		before, after := f.get(in), f.get(out)
+		if reflect.DeepEqual(before, after) {
 			continue
 		}
 		if fields == nil {
@@ -69,29 +70,63 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 				return nil, fmt.Errorf("decode request object: %w", err)
 			}
 		}
-		rawField := f.raw(fields)
-		present := len(rawField) > 0 && string(rawField) != "null"
-		switch {
-		case !present && omitted(f.get(out)):
-		case !present: // the typed value goes into the patch as it is
-			ops = append(ops, jsonpatch.NewOperation("add", f.path, f.get(out)))
-		case omitted(f.get(out)):
-			ops = append(ops, jsonpatch.NewOperation("remove", f.path, nil))
-		default:
-			var r, i, o any
-			if err := json.Unmarshal(rawField, &r); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", f.path, err)
-			}
-			if err := roundTrip(f.get(in), &i); err != nil {
-				return nil, err
-			}
-			if err := roundTrip(f.get(out), &o); err != nil {
-				return nil, err
-			}
-			diff(&ops, f.path, r, i, o)
+		if err := patchValue(&ops, f.path, f.raw(fields), before, after); err != nil {
+			return nil, err
 		}
 	}
 	return ops, nil
+}
+
+// patchValue appends the operations that turn rawField, the request's
+// JSON at path (typed: before), into after. reflect.DeepEqual is a cheap
+// first answer; values it tells apart may still be equal to the API (a nil
+// and an empty list, a Quantity spelled two ways), which the cases below
+// check. A value present on both sides is diffed on the typed values where
+// it can be (typedDiff), else by the generic JSON diff.
+func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any) error {
+	if reflect.DeepEqual(before, after) {
+		return nil
+	}
+	present := len(rawField) > 0 && string(rawField) != "null"
+	switch {
+	case !present && omitted(after):
+	case (!present || omitted(after)) && equality.Semantic.DeepEqual(before, after):
+	case !present: // the typed value goes into the patch as it is
+		*ops = append(*ops, jsonpatch.NewOperation("add", path, after))
+	case omitted(after):
+		*ops = append(*ops, jsonpatch.NewOperation("remove", path, nil))
+	default:
+		if done, err := typedDiff(ops, path, rawField, before, after); err != nil || done {
+			return err
+		}
+		var r, i, o any
+		if err := json.Unmarshal(rawField, &r); err != nil {
+			return fmt.Errorf("decode %s: %w", path, err)
+		}
+		if err := roundTrip(before, &i); err != nil {
+			return err
+		}
+		if err := roundTrip(after, &o); err != nil {
+			return err
+		}
+		diff(ops, path, r, i, o)
+	}
+	return nil
+}
+
+// typedDiff diffs two typed values without JSON where their type allows:
+// lists of named items item by item, structs behind pointers field by
+// field. It reports whether it did.
+func typedDiff(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any) (bool, error) {
+	if in, ok := namedList(before); ok {
+		out, _ := namedList(after)
+		return diffNamedList(ops, path, rawField, in, out)
+	}
+	bv, av := reflect.ValueOf(before), reflect.ValueOf(after)
+	if bv.Kind() == reflect.Pointer && !bv.IsNil() && !av.IsNil() && bv.Elem().Kind() == reflect.Struct {
+		return diffFields(ops, path, rawField, before, after)
+	}
+	return false, nil
 }
 
 // omitted tells whether the API types leave a field out of their JSON
@@ -171,30 +206,52 @@ func diffMaps(ops *[]jsonpatch.Operation, path string, r, i, o map[string]any) {
 // allowed), anything else by equality. Matched items are diffed in place,
 // so their unknown fields stay; the others are removed or added.
 func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
-	matched := lcs(i, o)
-	pos, ii, oi := 0, 0, 0
-	at := func() string { return path + "/" + strconv.Itoa(pos) }
-	for _, m := range append(matched, [2]int{len(i), len(o)}) {
-		for ; ii < m[0]; ii++ {
-			*ops = append(*ops, jsonpatch.NewOperation("remove", at(), nil))
+	matched := lcs(len(i), len(o), func(x, y int) int {
+		switch {
+		case !sameItem(i[x], o[y]): // equality is compared only for items that may be the same
+			return 0
+		case reflect.DeepEqual(i[x], o[y]):
+			return 2
 		}
-		for ; oi < m[1]; oi++ {
-			*ops = append(*ops, jsonpatch.NewOperation("add", at(), o[oi]))
-			pos++
-		}
-		if ii < len(i) {
-			diff(ops, at(), r[ii], i[ii], o[oi])
-			pos, ii, oi = pos+1, ii+1, oi+1
-		}
-	}
+		return 1
+	})
+	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(p string, x, y int) error {
+		diff(ops, p, r[x], i[x], o[y])
+		return nil
+	})
 }
 
-// lcs returns the index pairs of a heaviest common subsequence of a and b:
-// an unchanged item weighs more than one matched by name only, so that when
+// patchMatched appends the operations that turn a list of n items into one
+// of m, given the matched index pairs: unmatched items are removed or
+// added (the value of the y-th new item is add(y)), matched ones are left
+// to same at their position's path.
+func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][2]int, add func(y int) any, same func(p string, x, y int) error) error {
+	pos, x, y := 0, 0, 0
+	at := func() string { return path + "/" + strconv.Itoa(pos) }
+	for _, pair := range append(matched, [2]int{n, m}) {
+		for ; x < pair[0]; x++ {
+			*ops = append(*ops, jsonpatch.NewOperation("remove", at(), nil))
+		}
+		for ; y < pair[1]; y++ {
+			*ops = append(*ops, jsonpatch.NewOperation("add", at(), add(y)))
+			pos++
+		}
+		if x < n {
+			if err := same(at(), x, y); err != nil {
+				return err
+			}
+			pos, x, y = pos+1, x+1, y+1
+		}
+	}
+	return nil
+}
+
+// lcs returns the index pairs of a heaviest common subsequence of two
+// lists of n and m items; weight(x, y) is 0 for items that are not the
+// same, 1 for the same item changed, 2 for an unchanged one: so that when
 // items move, the ones the injection did not touch keep their place (and
 // their unknown fields).
-func lcs(a, b []any) [][2]int {
-	n, m := len(a), len(b)
+func lcs(n, m int, weight func(x, y int) int) [][2]int {
 	table := make([][]int, n+1)
 	weights := make([][]int, n)
 	for x := range table {
@@ -205,13 +262,7 @@ func lcs(a, b []any) [][2]int {
 	}
 	for x := n - 1; x >= 0; x-- {
 		for y := m - 1; y >= 0; y-- {
-			// Equality is compared only for items that may be the same.
-			if sameItem(a[x], b[y]) {
-				weights[x][y] = 1
-				if reflect.DeepEqual(a[x], b[y]) {
-					weights[x][y] = 2
-				}
-			}
+			weights[x][y] = weight(x, y)
 			table[x][y] = max(table[x+1][y], table[x][y+1])
 			if w := weights[x][y]; w > 0 {
 				table[x][y] = max(table[x][y], w+table[x+1][y+1])

@@ -3,6 +3,7 @@ package injection
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -44,11 +45,17 @@ type record struct {
 	SeedRunsAsImageUser bool `json:"seedRunsAsImageUser,omitempty"`
 	// The ConfigMap of the CA added for a self-hosted git host.
 	CABundle string `json:"caBundle,omitempty"`
+	// The sha256 of the user's part the injection was made from (see
+	// userDigest): while the user's part keeps it, the injection is kept
+	// as it is. Records written before it adopt what they sit beside.
+	UserDigest string `json:"userDigest,omitempty"`
 
 	// legacy marks a v1 record, which did not record what it wrote: its env
 	// is stripped by name.
 	legacy bool
 }
+
+var userDigestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // replacedEnv is a user env entry the injection replaced, with its index in
 // the user's list.
@@ -158,6 +165,14 @@ func readRecord(d *appsv1.Deployment) (rec record, trusted bool, warning string)
 	return rec, true, ""
 }
 
+// RecordProblem says why the status annotation of an injected Deployment
+// is not trusted (deleted, malformed or edited by hand), or "" when it is,
+// by the very reading the injection does (`opencode-injector check`).
+func RecordProblem(d *appsv1.Deployment) string {
+	_, _, warning := readRecord(d)
+	return warning
+}
+
 // agreesWith checks the record against the object it sits on: a record
 // that names a container that does not exist, one the injection did not
 // mount the claim into, or a Secret, clone or hosts other than those of the
@@ -197,6 +212,9 @@ func (r record) agreesWith(ps *corev1.PodSpec) error {
 		if e.Index < 0 || e.Index > len(c.Env)+len(r.Env) || !r.ownsEnv(e.Name) {
 			return fmt.Errorf("env entry %q does not fit container %q", e.Name, r.Container)
 		}
+	}
+	if r.UserDigest != "" && !userDigestRE.MatchString(r.UserDigest) {
+		return fmt.Errorf("userDigest %q is not sha256:<64 hex digits>", r.UserDigest)
 	}
 	for f := range r.Filled {
 		if _, _, ok := resourceList(&corev1.ResourceRequirements{}, f); !ok {

@@ -19,13 +19,18 @@ type Settings struct {
 	AllowedGitHosts []string
 	DefaultRequests corev1.ResourceList
 	DefaultLimits   corev1.ResourceList
+	// Offline: the input is a manifest injected earlier by this command,
+	// with no stored object to read an injection from, so its own trusted
+	// record may be kept. The webhook never sets it: a request's own record
+	// is the requester's word, not the webhook's.
+	Offline bool
 }
 
 // Default values of the injection flags.
 const (
 	DefaultSecretName   = "opencode-secret"
-	DefaultRequestsFlag = "cpu=100m,memory=256Mi"
-	DefaultLimitsFlag   = "cpu=500m,memory=512Mi"
+	DefaultRequestsFlag = "cpu=100m,memory=512Mi"
+	DefaultLimitsFlag   = "memory=1Gi"
 	ImageRepository     = "ghcr.io/angryninja/opencode-injector"
 )
 

@@ -102,21 +102,6 @@ func TestUserRaisedLimitIsKept(t *testing.T) {
 	}
 }
 
-// A default the injector's flags change reaches the workspace: the value
-// the injection wrote is still the injector's, not the user's.
-func TestChangedDefaultsReachInjectedWorkspaces(t *testing.T) {
-	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
-	s := testSettings()
-	s.DefaultLimits[corev1.ResourceMemory] = resource.MustParse("1Gi")
-	again, _, err := Mutate(once, nil, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := app(again).Resources.Limits[corev1.ResourceMemory]; got.Cmp(resource.MustParse("1Gi")) != 0 {
-		t.Errorf("limits.memory is %s, want the new default 1Gi", got.String())
-	}
-}
-
 func TestUserFSGroupIsKept(t *testing.T) {
 	once, warnings := mustInject(t, injectiontest.ReadDeployment(t, "testdata/non-root-no-uid.yaml"))
 	if count(warnings, "fsGroup set to") != 1 {
@@ -220,7 +205,7 @@ func TestOverrideWarnsOnlyWhenItChanges(t *testing.T) {
 	if _, warnings = mustInject(t, once); count(warnings, "spec.strategy") != 0 {
 		t.Errorf("strategy warning repeated on re-injection: %q", warnings)
 	}
-	_, warnings, err := Mutate(in, &once.ObjectMeta, testSettings())
+	_, warnings, err := Mutate(in, once, testSettings())
 	if err != nil || count(warnings, "spec.strategy") != 0 {
 		t.Errorf("strategy warning repeated on an update that sends the chart's object again: %q, %v", warnings, err)
 	}
@@ -230,7 +215,7 @@ func TestRepoChangeClonesBeside(t *testing.T) {
 	once, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	changed := once.DeepCopy()
 	changed.Annotations[contract.AnnotationRepo] = "bob/k8s-cluster"
-	out, warnings, err := Mutate(changed, &once.ObjectMeta, testSettings())
+	out, warnings, err := Mutate(changed, once, testSettings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +253,8 @@ func TestReservedNamesAreDenied(t *testing.T) {
 }
 
 // A record that contradicts the object is not trusted: the injection is
-// stripped by name, with a warning, and none of our env stays behind.
+// stripped by name, with a warning, and none of our env stays behind but
+// the password (TestNoUninjectionLeavesOpenCodeWithoutItsPassword).
 func TestRecordThatContradictsTheObject(t *testing.T) {
 	for name, edit := range map[string]func(d *appsv1.Deployment){
 		"names a container that does not exist": func(d *appsv1.Deployment) {
@@ -295,7 +281,7 @@ func TestRecordThatContradictsTheObject(t *testing.T) {
 			}
 			for _, c := range out.Spec.Template.Spec.Containers {
 				for _, e := range c.Env {
-					if ownedEnv(e.Name) {
+					if ownedEnv(e.Name) && e.Name != contract.EnvPassword {
 						t.Errorf("container %s keeps %s", c.Name, e.Name)
 					}
 				}
@@ -319,14 +305,18 @@ func TestV1RecordStillUninjects(t *testing.T) {
 	delete(want.Labels, contract.LabelInject)
 	app(want).Image = app(v1).Image // the testdata was upgraded to a new tag
 	// The v1 testdata predates the fixture's own password env (the examples
-	// carry it so that no path runs OpenCode without its password).
-	var env []corev1.EnvVar
+	// carry it so that no path runs OpenCode without its password); a v1
+	// record does not say what it wrote, so the injected one stays, after
+	// the user's env.
+	var env, password []corev1.EnvVar
 	for _, e := range app(want).Env {
-		if e.Name != contract.EnvPassword {
+		if e.Name == contract.EnvPassword {
+			password = append(password, e)
+		} else {
 			env = append(env, e)
 		}
 	}
-	app(want).Env = env
+	app(want).Env = append(env, password...)
 	if !equality.Semantic.DeepEqual(app(want), app(restored)) || !equality.Semantic.DeepEqual(want.Spec.Strategy, restored.Spec.Strategy) {
 		a, _ := manifest.EncodeYAML(want)
 		b, _ := manifest.EncodeYAML(restored)
@@ -363,7 +353,7 @@ func TestRecordMustMatchTheSeedAndVolume(t *testing.T) {
 				t.Fatalf("want a warning about the record: %q, %v", warnings, err)
 			}
 			for _, e := range app(out).Env {
-				if ownedEnv(e.Name) {
+				if ownedEnv(e.Name) && e.Name != contract.EnvPassword {
 					t.Errorf("un-injection left %s", e.Name)
 				}
 			}
@@ -377,13 +367,13 @@ func TestUninjectionRemovesLeftovers(t *testing.T) {
 	injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
 	delete(injected.Annotations, contract.AnnotationInjected)
 	injected.Spec.Template.Spec.InitContainers = nil
-	stored := injected.ObjectMeta.DeepCopy()
+	stored := injected.DeepCopy()
 	delete(injected.Labels, contract.LabelInject)
 	out, warnings, err := Mutate(injected, stored, testSettings())
 	if err != nil || count(warnings, "without its record") != 1 {
 		t.Fatalf("want a warning about the leftovers: %q, %v", warnings, err)
 	}
-	if hasOurItems(out) || slices.ContainsFunc(app(out).Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) }) {
+	if hasOurItems(out) || slices.ContainsFunc(app(out).Env, func(e corev1.EnvVar) bool { return ownedEnv(e.Name) && e.Name != contract.EnvPassword }) {
 		a, _ := manifest.EncodeYAML(out)
 		t.Errorf("leftovers stay:\n%s", a)
 	}
@@ -411,7 +401,7 @@ func TestUpdateWarnings(t *testing.T) {
 	for key, value := range map[string]string{contract.AnnotationBranch: "release", contract.AnnotationClaim: "other-claim"} {
 		changed := once.DeepCopy()
 		changed.Annotations[key] = value
-		_, warnings, err := Mutate(changed, &once.ObjectMeta, testSettings())
+		_, warnings, err := Mutate(changed, once, testSettings())
 		if err != nil || count(warnings, "annotation "+key+" changed") != 1 {
 			t.Errorf("%s: want one warning that it changed: %q, %v", key, warnings, err)
 		}

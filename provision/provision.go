@@ -1,6 +1,7 @@
 // Package provision creates the workspace's PersistentVolumeClaim when a
-// labeled, injected Deployment asks for it with the storage annotation and
-// the claim does not exist. It never updates or deletes a claim: the claim
+// labeled, injected Deployment asks for it with the storage annotation, in
+// a namespace the cluster admin labeled for workspaces, and the claim does
+// not exist. It never updates or deletes a claim: the claim
 // it creates has no owner reference, is never pruned by Flux, and outlives
 // the Deployment and the HelmRelease. It runs as a controller in the
 // injector's manager, on the elected leader only; the admission webhook
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -73,9 +75,12 @@ func CacheOptions() map[client.Object]cache.ByObject {
 // a claim declared in Git (not in the cache) is seen too.
 type Reconciler struct {
 	Deployments client.Reader // the manager's cached client
-	Claims      client.Reader // the manager's API reader
-	Writer      client.Writer
-	Recorder    recorder.EventRecorder
+	// Namespaces reads Namespaces' labels (the manager's cached client:
+	// metadata only), for the admin's consent.
+	Namespaces client.Reader
+	Claims     client.Reader // the manager's API reader
+	Writer     client.Writer
+	Recorder   recorder.EventRecorder
 	// Identity names this replica (the leader election identity); the
 	// Event that reports a creation names it.
 	Identity string
@@ -86,6 +91,7 @@ type Reconciler struct {
 func Add(mgr ctrl.Manager, identity string) error {
 	r := &Reconciler{
 		Deployments: mgr.GetClient(),
+		Namespaces:  mgr.GetClient(),
 		Claims:      mgr.GetAPIReader(),
 		Writer:      mgr.GetClient(),
 		Recorder:    mgr.GetEventRecorder(ControllerName),
@@ -103,6 +109,9 @@ func Add(mgr ctrl.Manager, identity string) error {
 			UpdateFunc:  func(event.UpdateEvent) bool { return false },
 			GenericFunc: func(event.GenericEvent) bool { return false },
 		})).
+		// A namespace the admin labels for workspaces gets the claims its
+		// Deployments already ask for.
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsIn), builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Complete(r)
 }
 
@@ -118,6 +127,20 @@ func (r *Reconciler) deploymentsOf(ctx context.Context, o client.Object) []recon
 		if contract.ClaimName(list.Items[i].Annotations, list.Items[i].Name) == o.GetName() {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: list.Items[i].Name}})
 		}
+	}
+	return reqs
+}
+
+// deploymentsIn are the cached Deployments of the namespace o.
+func (r *Reconciler) deploymentsIn(ctx context.Context, o client.Object) []reconcile.Request {
+	var list appsv1.DeploymentList
+	if err := r.Deployments.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		logf.FromContext(ctx).Error(err, "list Deployments of a relabeled namespace", "namespace", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
 }
@@ -140,10 +163,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// before it was installed): not a workspace yet.
 		return reconcile.Result{}, nil
 	}
+	// The injected annotation is anyone's to write where the webhook does
+	// not run; the namespace label is the admin's alone.
+	if ok, err := NamespaceConsents(ctx, r.Namespaces, d.Namespace); err != nil || !ok {
+		return reconcile.Result{}, err
+	}
 	want, err := contract.ParseStorage(d.Annotations)
 	if err != nil {
 		// Admitted before the annotation was checked: say so, create nothing.
-		r.Recorder.Eventf(&d, nil, corev1.EventTypeWarning, ReasonFailed, "Provision", "%s", err.Error())
+		r.event(&d, nil, corev1.EventTypeWarning, ReasonFailed, "%s", err.Error())
 		return reconcile.Result{}, nil
 	}
 	if want == nil {
@@ -157,8 +185,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case err == nil:
 		if problems := Mismatch(&existing, *want); len(problems) > 0 {
 			msg := strings.Join(problems, "; ")
-			log.Info("the existing claim differs from what the Deployment asks", "problems", msg)
-			r.Recorder.Eventf(&d, &existing, corev1.EventTypeWarning, ReasonMismatch, "Provision", "%s (replica %s)", msg, r.Identity)
+			log.Info("the existing claim differs from what the Deployment asks", "problems", contract.HideTokens(msg))
+			r.event(&d, &existing, corev1.EventTypeWarning, ReasonMismatch, "%s (replica %s)", msg, r.Identity)
 		}
 		return reconcile.Result{}, nil
 	case !apierrors.IsNotFound(err):
@@ -171,14 +199,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			// next reconcile compares it.
 			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
-		r.Recorder.Eventf(&d, nil, corev1.EventTypeWarning, ReasonFailed, "Provision", "cannot create PersistentVolumeClaim %s: %v", name, err)
+		r.event(&d, nil, corev1.EventTypeWarning, ReasonFailed, "cannot create PersistentVolumeClaim %s: %v", name, err)
 		return reconcile.Result{}, fmt.Errorf("create PersistentVolumeClaim %s/%s: %w", d.Namespace, name, err)
 	}
 	log.Info("created the workspace claim", "size", want.Size.String(), "storageClass", classOrDefault(want.Class), "replica", r.Identity)
-	r.Recorder.Eventf(&d, pvc, corev1.EventTypeNormal, ReasonProvisioned, "Provision",
-		"created PersistentVolumeClaim %s (%s, storage class %s, ReadWriteOnce; never deleted by the injector) on replica %s",
+	r.event(&d, pvc, corev1.EventTypeNormal, ReasonProvisioned, "created PersistentVolumeClaim %s (%s, storage class %s, ReadWriteOnce; never deleted by the injector) on replica %s",
 		name, want.Size.String(), classOrDefault(want.Class), r.Identity)
 	return reconcile.Result{}, nil
+}
+
+// event reports on the Deployment, with token-like values hidden (the
+// annotations' values are anyone's to write).
+func (r *Reconciler) event(d *appsv1.Deployment, related runtime.Object, eventType, reason, format string, args ...any) {
+	r.Recorder.Eventf(d, related, eventType, reason, "Provision", "%s", contract.HideTokens(fmt.Sprintf(format, args...)))
 }
 
 func classOrDefault(c string) string {

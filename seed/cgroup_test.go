@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/angryninja/opencode-injector/test/rootonly"
 )
 
 // cgroupV1Memory is where a cgroup v1 memory controller is mounted.
@@ -19,15 +21,12 @@ const cgroupV1Memory = "/sys/fs/cgroup/memory"
 type memoryCgroup struct{ dir string }
 
 // newMemoryCgroup creates a child cgroup limited to limit bytes. Without
-// root or cgroup v1 the test is skipped, unless CI=true.
+// root or cgroup v1 the test is skipped with the reason (rootonly's rule).
 func newMemoryCgroup(t *testing.T, limit int64) *memoryCgroup {
 	t.Helper()
 	unavailable := func(why string) {
 		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: CI=true requires the memory cgroup test", why)
-		}
-		t.Skip(why)
+		rootonly.Unavailable(t, why)
 	}
 	if os.Geteuid() != 0 {
 		unavailable("not root: cannot create a memory cgroup")

@@ -54,7 +54,7 @@ func clone(ctx context.Context, url, ws string, cfg Config, trusted *trust, repo
 	stalled := &atomic.Bool{}
 	large := &atomic.Pointer[tooLarge]{}
 	client.InstallProtocol("https", githttp.NewClient(newHTTPClient(cfg.StallTimeout, stalled, trusted)))
-	opts := &git.CloneOptions{URL: url}
+	opts := &git.CloneOptions{URL: url, NoCheckout: true} // checkoutHead checks it out
 	if cfg.Token != "" {
 		opts.Auth = &githttp.BasicAuth{Username: contract.TokenUser, Password: cfg.Token}
 	}
@@ -102,8 +102,9 @@ const (
 // cloneInto is git.PlainCloneContext with the pack files kept open (the
 // checkout reads every object from them, and reopening the pack for each
 // one made the clone three times slower than git's), a small object cache,
-// large objects streamed, and the pack indexed by packWriter, within the
-// budget (found hears of the delta that does not fit).
+// large objects streamed, the pack indexed by packWriter, within the
+// budget (found hears of the delta that does not fit), and the work tree
+// written by checkoutHead instead of go-git's Worktree.Reset.
 func cloneInto(ctx context.Context, dir string, opts *git.CloneOptions, b budget, found func(*tooLarge)) (indexed time.Time, err error) {
 	wt := osfs.New(dir)
 	dot, err := wt.Chroot(git.GitDirName)
@@ -115,7 +116,10 @@ func cloneInto(ctx context.Context, dir string, opts *git.CloneOptions, b budget
 		LargeObjectThreshold: largeObject,
 	})
 	st := &budgetStorage{Storage: fsStorage, budget: b, found: found}
-	_, err = git.CloneContext(ctx, st, wt, opts)
+	repo, err := git.CloneContext(ctx, st, wt, opts)
+	if err == nil {
+		err = checkoutHead(ctx, repo, dir)
+	}
 	if closeErr := fsStorage.Close(); err == nil {
 		err = closeErr
 	}
@@ -170,6 +174,8 @@ func classify(err error, url string, cfg Config, stalled bool) error {
 		return fail(ExitNotFound, err, "clone %s: repository not found; check annotation %s, and that the token can read it (GitHub answers 404 to a token without access)", url, contract.AnnotationRepo)
 	case errors.Is(err, plumbing.ErrReferenceNotFound), strings.Contains(err.Error(), "couldn't find remote ref"):
 		return fail(ExitNotFound, err, "clone %s: branch %q not found; fix or remove annotation %s", url, cfg.Branch, contract.AnnotationBranch)
+	case errors.Is(err, errBadEntry):
+		return fail(ExitUsage, err, "clone %s: the repository's tree cannot be checked out; rename the entry in the repository, or set annotation %s to another one", url, contract.AnnotationRepo)
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return fail(ExitNotFound, err, "clone %s: the repository is empty; push a first commit", url)
 	case stalled:

@@ -203,6 +203,9 @@ type packScan struct {
 	refs    map[int]plumbing.Hash // REF deltas: their base's hash
 	trailer plumbing.Hash
 	err     error
+	// peakHeld is the most content resolve's walk held at once (its
+	// tests check it against the budget).
+	peakHeld int64
 }
 
 func (s *packScan) run(r *bufio.Reader) error {

@@ -156,7 +156,8 @@ func (r result) want(t *testing.T, code int, substrings ...string) {
 	}
 }
 
-// snapshot maps every path under dir to its mode and content.
+// snapshot maps every path under dir to its mode and content (a link's
+// target).
 func snapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	snap := map[string]string{}
@@ -165,12 +166,19 @@ func snapshot(t *testing.T, dir string) map[string]string {
 			return err
 		}
 		content := ""
-		if fi.Mode().IsRegular() {
+		switch {
+		case fi.Mode().IsRegular():
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
 			content = string(b)
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			content = "-> " + target
 		}
 		snap[p] = fi.Mode().String() + " " + content
 		return nil

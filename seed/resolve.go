@@ -58,6 +58,7 @@ func (s *packScan) resolve(f io.ReaderAt, size int64) error {
 		}
 		w.drop(0)
 	}
+	s.peakHeld = w.peak
 	if w.resolved != n {
 		return fmt.Errorf("pack: %d of %d objects are deltas onto objects the pack does not hold", n-w.resolved, n)
 	}
@@ -73,6 +74,7 @@ type deltaWalk struct {
 	waiting     map[plumbing.Hash][]int // REF deltas by their base's hash
 	chain       []chainLink             // from the tree's base to the object being built
 	held        int64                   // bytes of content the chain keeps
+	peak        int64                   // the most held ever was
 	max         int64                   // what the walk may hold; 0: no limit
 	resolved    int
 }
@@ -115,7 +117,7 @@ func (w *deltaWalk) descend(depth int) error {
 			w.drop(depth) // its last child: not needed again
 		}
 		w.chain = append(w.chain[:depth+1], chainLink{obj: int(c), content: target})
-		w.held += int64(len(target))
+		w.hold(target)
 		if err := w.descend(depth + 1); err != nil {
 			return err
 		}
@@ -161,7 +163,7 @@ func (w *deltaWalk) content(k int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.held += int64(len(l.content))
+	w.hold(l.content)
 	return l.content, nil
 }
 
@@ -173,6 +175,11 @@ func (w *deltaWalk) reserve(need int64, inUse int) {
 			w.drop(k)
 		}
 	}
+}
+
+func (w *deltaWalk) hold(content []byte) {
+	w.held += int64(len(content))
+	w.peak = max(w.peak, w.held)
 }
 
 func (w *deltaWalk) drop(k int) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,8 +16,19 @@ import (
 // it. One rename puts the whole subtree in place once the clone is on disk;
 // a failed clone removes the staging directory, and the claim is as it was.
 // A seed killed midway leaves only that directory, which the next start
-// removes from any directory above the clone path.
-const stagingPattern = ".*.seed-[0-9]*"
+// removes. It looks only in the directories the staging can be in (up to
+// the claim's root, workspace/<host>/<owner>/<name> above the clone) and
+// removes only directories named exactly so that hold the sentinel the
+// seed creates first: a user's ".notes.seed-2025" is left alone.
+var stagingName = regexp.MustCompile(`^\.[^/]+\.seed-[0-9]+$`)
+
+// stagingSentinel marks a directory as the seed's staging; it is removed
+// just before the rename, so the clone never holds it.
+const stagingSentinel = ".opencode-seed-staging"
+
+// stagingLevels is how many directories above the clone path a staging
+// directory can be in: owner, host, workspace root, claim root.
+const stagingLevels = 4
 
 func stagingPrefix(name string) string { return "." + name + ".seed-" }
 
@@ -44,6 +57,10 @@ func newStage(ws string) (*stage, error) {
 		return nil, diskError(err, "create a staging directory in %s", parent)
 	}
 	s := &stage{dir: dir, target: target, clone: dir}
+	if err := os.WriteFile(filepath.Join(dir, stagingSentinel), nil, 0o600); err != nil {
+		s.discard()
+		return nil, diskError(err, "create %s", filepath.Join(dir, stagingSentinel))
+	}
 	if target != ws {
 		rest, _ := filepath.Rel(target, ws)
 		s.clone = filepath.Join(dir, rest)
@@ -67,6 +84,10 @@ func newStage(ws string) (*stage, error) {
 // flushes the rename: a node crash never leaves a partial clone at the
 // clone path.
 func (s *stage) commit() error {
+	if err := os.Remove(filepath.Join(s.dir, stagingSentinel)); err != nil {
+		s.discard()
+		return diskError(err, "remove the staging sentinel in %s", s.dir)
+	}
 	if err := syncAll(s.dir); err != nil {
 		s.discard()
 		return diskError(err, "flush the clone in %s to disk", s.dir)
@@ -87,21 +108,35 @@ func (s *stage) commit() error {
 func (s *stage) discard() { _ = os.RemoveAll(s.dir) }
 
 // removeStagingLeftovers removes the staging directories a killed seed left
-// in any directory above ws, whatever clone path that seed had.
+// in the directories above ws it can stage in, whatever clone path that
+// seed had, and the marker's temporary file a kill left beside ws.
 func removeStagingLeftovers(ws string, report func(string, ...any)) error {
-	for dir := filepath.Dir(ws); ; dir = filepath.Dir(dir) {
-		leftovers, _ := filepath.Glob(filepath.Join(dir, stagingPattern))
-		for _, l := range leftovers {
-			if fi, err := os.Lstat(l); err != nil || !fi.IsDir() {
+	markerTemp := "." + filepath.Base(cloneMarker(ws)) + ".tmp-" // writeAtomic's name
+	dir := filepath.Dir(ws)
+	for level := 0; level < stagingLevels; level++ {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			path := filepath.Join(dir, e.Name())
+			switch {
+			case e.IsDir() && stagingName.MatchString(e.Name()) && isRegular(filepath.Join(path, stagingSentinel)):
+			case level == 0 && e.Type().IsRegular() && strings.HasPrefix(e.Name(), markerTemp):
+			default:
 				continue
 			}
-			if err := os.RemoveAll(l); err != nil {
-				return diskError(err, "remove %s, left by an interrupted clone", l)
+			if err := os.RemoveAll(path); err != nil {
+				return diskError(err, "remove %s, left by an interrupted clone", path)
 			}
-			report("removed %s, left by an interrupted clone", l)
+			report("removed %s, left by an interrupted clone", path)
 		}
 		if dir == filepath.Dir(dir) {
-			return nil
+			break
 		}
+		dir = filepath.Dir(dir)
 	}
+	return nil
+}
+
+func isRegular(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode().IsRegular()
 }

@@ -82,23 +82,26 @@ func TestTheCloneIsTheUsers(t *testing.T) {
 }
 
 // TestCloneMadeBeforeTheMarker: a clone from a seed that wrote no marker
-// (every clone before it did) counts as the seed's, in any state, and the
-// restart writes nothing.
+// (every clone before it did) counts as the seed's, in any state; the
+// restart changes nothing in it and writes the marker beside it, so the
+// clone stays the user's once they delete its .git.
 func TestCloneMadeBeforeTheMarker(t *testing.T) {
 	v := newVolume(t)
 	v.seed(t).want(t, 0, "cloned")
-	markers, _ := filepath.Glob(filepath.Join(filepath.Dir(v.workspace()), ".tools.seed-clone"))
-	if len(markers) != 1 {
-		t.Fatalf("the clone has no marker beside it: %v", markers)
-	}
-	remove(t, markers[0])
+	marker := filepath.Join(filepath.Dir(v.workspace()), ".tools.seed-clone")
+	remove(t, marker)
 	gitDo("config", "extensions.worktreeConfig", "true")(t, v.workspace())
 	gitDo("remote", "rename", "origin", "upstream")(t, v.workspace())
-	before := snapshot(t, v.claim)
+	before := snapshot(t, v.workspace())
 	v.seed(t).want(t, 0, "repository present", "it has no remote origin")
-	if after := snapshot(t, v.claim); !reflect.DeepEqual(before, after) {
-		t.Errorf("the restart changed the claim: %s", diff(before, after))
+	if after := snapshot(t, v.workspace()); !reflect.DeepEqual(before, after) {
+		t.Errorf("the restart changed the clone: %s", diff(before, after))
 	}
+	if _, err := os.Lstat(marker); err != nil {
+		t.Fatalf("the restart did not mark the clone: %v", err)
+	}
+	removeAll(t, filepath.Join(v.workspace(), ".git"))
+	v.seed(t).want(t, 0, "repository present", "it holds no .git any more")
 }
 
 // gitDo runs git with args in the clone, as the user would.

@@ -1,8 +1,10 @@
 package seed
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +28,8 @@ func cloneMarker(ws string) string {
 // ExitWorkspace only for content the seed did not make that is not a git
 // repository: that may be unpushed work, and is never deleted. It reads
 // no git object and no ref: the repository may be in any state git allows.
+// A symlink to a directory is the user's choice: the rules apply to the
+// directory it leads to.
 func inspectWorkspace(ws, url string, report func(string, ...any)) (bool, error) {
 	fi, err := os.Lstat(ws)
 	if errors.Is(err, os.ErrNotExist) {
@@ -35,40 +39,88 @@ func inspectWorkspace(ws, url string, report func(string, ...any)) (bool, error)
 		return false, diskError(err, "inspect %s", ws)
 	}
 	resolve := fmt.Sprintf("nothing was deleted; move it away (or delete it, once nothing in it is needed) so the next start clones %s, or set annotation %s to the repository it holds", url, contract.AnnotationRepo)
+	symlink := fi.Mode()&os.ModeSymlink != 0
+	if symlink {
+		if fi, err = os.Stat(ws); err != nil {
+			return false, fail(ExitWorkspace, nil, "%s is a symlink that leads nowhere (%v); %s", ws, err, resolve)
+		}
+	}
 	if !fi.IsDir() {
-		return false, fail(ExitWorkspace, nil, "%s is a file, not a git repository; %s", ws, resolve)
+		what := "a file"
+		if symlink {
+			what = "a symlink to a file"
+		}
+		return false, fail(ExitWorkspace, nil, "%s is %s, not a git repository; %s", ws, what, resolve)
 	}
 	entries, err := os.ReadDir(ws)
 	if err != nil {
 		return false, diskError(err, "read %s", ws)
 	}
-	if len(entries) == 0 { // nothing to lose: the clone replaces it
-		return false, nil
+	if len(entries) == 0 {
+		if symlink { // the clone's rename would replace the symlink, not fill its directory
+			return false, fail(ExitWorkspace, nil, "%s is a symlink to an empty directory; the seed clones only into a real directory: replace the symlink with the directory, or clone into it yourself", ws)
+		}
+		return false, nil // nothing to lose: the clone replaces it
 	}
-	cloned, markerErr := os.ReadFile(cloneMarker(ws))
 	if _, err := os.Lstat(filepath.Join(ws, git.GitDirName)); err == nil {
 		// A clone the seed finished, or one made before it kept a marker.
 		report("repository present at %s, nothing to clone%s", ws, originNote(ws, url))
+		adoptClone(ws, url, report)
 		return true, nil
 	}
-	if markerErr == nil {
-		report("repository present at %s, nothing to clone; it holds no %s any more (the seed cloned %s into it); left as it is",
-			ws, git.GitDirName, contract.Redact(strings.TrimSpace(string(cloned))))
+	if cloned, ok := markerNote(ws, url); ok {
+		report("repository present at %s, nothing to clone; it holds no %s any more (%s); left as it is", ws, git.GitDirName, cloned)
 		return true, nil
 	}
 	return false, fail(ExitWorkspace, nil, "%s holds %d entries but is not a git repository; %s", ws, len(entries), resolve)
 }
 
+// adoptClone writes the marker beside a clone made before the seed kept
+// one, so the clone stays the user's once they delete its .git. Best
+// effort: the clone is there either way.
+func adoptClone(ws, url string, report func(string, ...any)) {
+	marker := cloneMarker(ws)
+	if _, err := os.Lstat(marker); !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err := writeAtomic(marker, []byte(url+"\n")); err != nil {
+		report("could not mark %s as the user's clone (%v); it is left as it is", ws, err)
+	}
+}
+
+// markerNote says what the marker beside ws records, and whether there is
+// one. Its content is shown only when it is a repository URL on the
+// annotation's host: the marker may be anything the user put there.
+func markerNote(ws, url string) (string, bool) {
+	marker := cloneMarker(ws)
+	if _, err := os.Lstat(marker); err != nil {
+		return "", false
+	}
+	note := "the seed's marker " + marker + " is present"
+	content, err := readRegular(marker, markerLimit)
+	if err != nil {
+		return note, true
+	}
+	cloned := strings.TrimSpace(string(content))
+	host := ""
+	if u, err := neturl.Parse(url); err == nil {
+		host = u.Host
+	}
+	if _, err := contract.ParseRepo(cloned, []string{host}); err != nil {
+		return note, true
+	}
+	return "the seed cloned " + cloned + " into it", true
+}
+
 // originNote says, best effort, where the clone's origin points when that
 // is not the annotation's repository. Nothing it finds changes the outcome.
 func originNote(ws, url string) string {
-	f, err := os.Open(filepath.Join(ws, git.GitDirName, "config"))
+	content, err := readRegular(filepath.Join(ws, git.GitDirName, "config"), configLimit)
 	if err != nil {
-		return "" // a gitfile (worktree, submodule) or no config: nothing to say
+		return "" // a gitfile (worktree, submodule), no config or not a plain file: nothing to say
 	}
-	defer f.Close()
 	cfg := gitconfig.New()
-	if err := gitconfig.NewDecoder(f).Decode(cfg); err != nil {
+	if err := gitconfig.NewDecoder(bytes.NewReader(content)).Decode(cfg); err != nil {
 		return fmt.Sprintf("; its %s/config could not be read (%v); left as it is", git.GitDirName, err)
 	}
 	origin := cfg.Section("remote").Subsection("origin").Option("url")

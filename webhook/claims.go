@@ -28,7 +28,7 @@ const claimLookupTimeout = 2 * time.Second
 // changes the storage, storage-class or claim annotation), so repeated
 // updates stay quiet; the controller's Event on the Deployment keeps the
 // report.
-func (h *Handler) claimWarnings(ctx context.Context, req admissionOp, d *appsv1.Deployment, old *metav1.ObjectMeta) []string {
+func (h *Handler) claimWarnings(ctx context.Context, req admissionv1.Operation, d *appsv1.Deployment, old *metav1.ObjectMeta) []string {
 	if h.Claims == nil || d.DeletionTimestamp != nil {
 		return nil
 	}
@@ -51,8 +51,6 @@ func (h *Handler) claimWarnings(ctx context.Context, req admissionOp, d *appsv1.
 	}
 	return provision.Mismatch(&pvc, *want)
 }
-
-type admissionOp = admissionv1.Operation
 
 func storageAskChanged(cur, old map[string]string) bool {
 	for _, k := range []string{contract.AnnotationStorage, contract.AnnotationStorageClass, contract.AnnotationClaim} {

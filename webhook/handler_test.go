@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -57,7 +58,10 @@ func request(op admissionv1.Operation, object, old []byte) admission.Request {
 // applyResponse applies the response's patch to raw, as the API server does.
 func applyResponse(t testing.TB, raw []byte, resp admission.Response) []byte {
 	t.Helper()
-	if len(resp.Patches) == 0 {
+	if len(resp.Patches) != 0 {
+		t.Fatalf("typed patches, which Complete would marshal again: %v", resp.Patches)
+	}
+	if len(resp.Patch) == 0 {
 		if resp.PatchType != nil {
 			t.Errorf("patch type %v without a patch", *resp.PatchType)
 		}
@@ -66,7 +70,11 @@ func applyResponse(t testing.TB, raw []byte, resp admission.Response) []byte {
 	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
 		t.Fatalf("patches without patch type JSONPatch: %v", resp.PatchType)
 	}
-	return injectiontest.ApplyPatch(t, raw, resp.Patches)
+	var ops []jsonpatch.Operation
+	if err := json.Unmarshal(resp.Patch, &ops); err != nil {
+		t.Fatalf("the patch %s: %v", resp.Patch, err)
+	}
+	return injectiontest.ApplyPatch(t, raw, ops)
 }
 
 func outcomeCount(o string) float64 { return testutil.ToFloat64(mutations.WithLabelValues(o)) }
@@ -80,7 +88,7 @@ func TestHandlePatchYieldsInjectedObject(t *testing.T) {
 			denied := outcomeCount(OutcomeDenied)
 			resp := h.Handle(context.Background(), request(admissionv1.Create, raw, nil))
 			if err != nil {
-				if resp.Allowed || !strings.Contains(resp.Result.Message, err.Error()) || len(resp.Patches) != 0 {
+				if resp.Allowed || !strings.Contains(resp.Result.Message, err.Error()) || len(resp.Patch) != 0 {
 					t.Errorf("want a denial without a patch saying %q, got allowed=%v %q", err, resp.Allowed, resp.Result.Message)
 				}
 				if outcomeCount(OutcomeDenied) != denied+1 {
@@ -112,8 +120,8 @@ func TestHandleNoOpUpdate(t *testing.T) {
 	raw := injectiontest.MustJSON(t, injected)
 	unchanged := outcomeCount(OutcomeUnchanged)
 	resp := h.Handle(context.Background(), request(admissionv1.Update, raw, raw))
-	if !resp.Allowed || len(resp.Patches) != 0 || resp.PatchType != nil {
-		t.Errorf("want allowed without a patch, got allowed=%v patches=%v type=%v", resp.Allowed, resp.Patches, resp.PatchType)
+	if !resp.Allowed || len(resp.Patch) != 0 || resp.PatchType != nil {
+		t.Errorf("want allowed without a patch, got allowed=%v patch=%s type=%v", resp.Allowed, resp.Patch, resp.PatchType)
 	}
 	if len(resp.Warnings) != 0 {
 		t.Errorf("a no-op update warns: %q", resp.Warnings)
@@ -179,7 +187,7 @@ func TestHandleLeavesOtherKindsAlone(t *testing.T) {
 	h := newHandler()
 	req := request(admissionv1.Create, []byte(`{"apiVersion":"apps/v1","kind":"StatefulSet"}`), nil)
 	req.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}
-	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Patches) != 0 {
+	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Patch) != 0 {
 		t.Errorf("a StatefulSet was not passed through: %+v", resp)
 	}
 }
@@ -249,8 +257,8 @@ func TestNoOpUpdateIsQuiet(t *testing.T) {
 			}
 			stored := injectiontest.MustJSON(t, first)
 			resp := h.Handle(context.Background(), request(admissionv1.Update, stored, stored))
-			if len(resp.Warnings) != 0 || len(resp.Patches) != 0 {
-				t.Errorf("a no-op update warns %q or patches %v", resp.Warnings, resp.Patches)
+			if len(resp.Warnings) != 0 || len(resp.Patch) != 0 {
+				t.Errorf("a no-op update warns %q or patches %s", resp.Warnings, resp.Patch)
 			}
 			// Server-side apply drops the fields its manager stopped sending:
 			// the request is the chart's object again, the stored one injected.
@@ -295,5 +303,27 @@ func TestSeedImageGateLetsWaysOutPass(t *testing.T) {
 	deleting.DeletionTimestamp = &now
 	if resp := gate.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, deleting), stored)); !resp.Allowed {
 		t.Errorf("an update of a Deployment being deleted did not pass: %+v", resp.Result)
+	}
+}
+
+// The handler keeps the stored object's injection: a server-side apply
+// that dropped the injected fields, reviewed by an injector with another
+// seed image, gets the stored pod template back, with its old seed image.
+func TestHandleKeepsTheStoredInjection(t *testing.T) {
+	user := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	before := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("1", 64))
+	stored, _, err := injection.Mutate(user, nil, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Handler{Settings: injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("2", 64))}
+	raw := injectiontest.MustJSON(t, user)
+	resp := h.Handle(context.Background(), request(admissionv1.Update, raw, injectiontest.MustJSON(t, stored)))
+	if !resp.Allowed {
+		t.Fatalf("denied: %v", resp.Result)
+	}
+	got := injectiontest.Decode(t, applyResponse(t, raw, resp))
+	if !equality.Semantic.DeepEqual(got.Spec.Template, stored.Spec.Template) || got.Annotations[contract.AnnotationInjected] != stored.Annotations[contract.AnnotationInjected] {
+		t.Errorf("the stored injection was not kept: seed %s", got.Spec.Template.Spec.InitContainers[0].Image)
 	}
 }

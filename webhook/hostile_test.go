@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	admissionmetrics "sigs.k8s.io/controller-runtime/pkg/webhook/admission/metrics"
 
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
@@ -115,16 +117,16 @@ func TestHostileInputs(t *testing.T) {
 					t.Errorf("%s: a credential is echoed: %s", op, text)
 				}
 				if tc.want == "" {
-					if !resp.Allowed {
-						t.Fatalf("%s: denied: %s", op, resp.Result.Message)
+					if !resp.Allowed || resp.Result.Code != http.StatusOK {
+						t.Fatalf("%s: denied (code %d): %s", op, resp.Result.Code, resp.Result.Message)
 					}
 					if !injection.IsInjected(injectiontest.Decode(t, applyResponse(t, raw, resp))) {
 						t.Errorf("%s: allowed but not injected", op)
 					}
 					continue
 				}
-				if resp.Allowed || len(resp.Patches) != 0 || resp.PatchType != nil {
-					t.Fatalf("%s: want a denial without a patch, got allowed=%v, %d patch operations", op, resp.Allowed, len(resp.Patches))
+				if resp.Allowed || resp.Result.Code != http.StatusForbidden || len(resp.Patch) != 0 || resp.PatchType != nil {
+					t.Fatalf("%s: want a denial (403) without a patch, got allowed=%v, code %d, a patch of %d bytes", op, resp.Allowed, resp.Result.Code, len(resp.Patch))
 				}
 				if !strings.Contains(resp.Result.Message, tc.want) {
 					t.Errorf("%s: the denial does not say %q: %s", op, tc.want, resp.Result.Message)
@@ -143,50 +145,70 @@ func TestHostileInputs(t *testing.T) {
 			deleting := d.DeepCopy()
 			now := metav1.Now()
 			deleting.DeletionTimestamp = &now
-			if resp := h.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, deleting), injectiontest.MustJSON(t, deleting))); !resp.Allowed || len(resp.Patches) != 0 {
+			if resp := h.Handle(context.Background(), request(admissionv1.Update, injectiontest.MustJSON(t, deleting), injectiontest.MustJSON(t, deleting))); !resp.Allowed || len(resp.Patch) != 0 {
 				t.Errorf("an update of a Deployment being deleted was denied or patched: %s", resp.Result.Message)
 			}
 		})
 	}
 }
 
-// Malformed admission reviews reach the webhook server's HTTP handler:
-// none panics or gets a patch, and a Deployment that cannot be decoded is
-// refused (fail closed) rather than admitted un-injected.
+// Malformed admission reviews reach the webhook server's HTTP handlers
+// (the Deployment handler and the scale guard) with panic recovery off, so
+// a panic breaks the connection and fails the test (and controller-
+// runtime's panic counter must not move). Each answer is HTTP 200 with the
+// review's code: none gets a patch, and a Deployment or Scale that cannot be
+// decoded is refused (fail closed) rather than admitted.
 func TestMalformedAdmissionReviews(t *testing.T) {
-	srv := httptest.NewServer(&admission.Webhook{Handler: newHandler()})
+	mux := http.NewServeMux()
+	mux.Handle(Path, (&admission.Webhook{Handler: newHandler()}).WithRecoverPanic(false))
+	mux.Handle(ScalePath, (&admission.Webhook{Handler: &ScaleGuard{Deployments: readerOf()}}).WithRecoverPanic(false))
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	review := func(object string, kind string) string {
+	panics := testutil.ToFloat64(admissionmetrics.WebhookPanics)
+	review := func(object, kind, subResource string) string {
 		return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"apps","version":"v1","kind":"` + kind +
-			`"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"operation":"CREATE","object":` + object + `}}`
+			`"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"subResource":"` + subResource + `","operation":"` +
+			map[string]string{"": "CREATE", "scale": "UPDATE"}[subResource] + `","object":` + object + `}}`
 	}
 	for name, tc := range map[string]struct {
-		body, contentType string
+		path, body, contentType string
+		code                    int32 // the review's result code
 	}{
-		"empty body":               {"", "application/json"},
-		"not JSON":                 {"{{{", "application/json"},
-		"wrong content type":       {review(`{}`, "Deployment"), "text/plain"},
-		"no request":               {`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, "application/json"},
-		"object is an array":       {review(`[1,2]`, "Deployment"), "application/json"},
-		"object is a string":       {review(`"x"`, "Deployment"), "application/json"},
-		"labeled, spec is garbage": {review(`{"metadata":{"labels":{"`+contract.LabelInject+`":"true"}},"spec":{"template":7}}`, "Deployment"), "application/json"},
-		"truncated":                {review(`{"metadata":{"labels":{}}`, "Deployment")[:80], "application/json"},
+		"empty body":                    {Path, "", "application/json", http.StatusBadRequest},
+		"not JSON":                      {Path, "{{{", "application/json", http.StatusBadRequest},
+		"wrong content type":            {Path, review(`{}`, "Deployment", ""), "text/plain", http.StatusBadRequest},
+		"no request: not a Deployment":  {Path, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, "application/json", http.StatusOK},
+		"object is an array":            {Path, review(`[1,2]`, "Deployment", ""), "application/json", http.StatusBadRequest},
+		"object is a string":            {Path, review(`"x"`, "Deployment", ""), "application/json", http.StatusBadRequest},
+		"labeled, spec is garbage":      {Path, review(`{"metadata":{"labels":{"`+contract.LabelInject+`":"true"}},"spec":{"template":7}}`, "Deployment", ""), "application/json", http.StatusBadRequest},
+		"truncated":                     {Path, review(`{"metadata":{"labels":{}}`, "Deployment", "")[:80], "application/json", http.StatusBadRequest},
+		"scale: object is an array":     {ScalePath, review(`[1,2]`, "Scale", "scale"), "application/json", http.StatusBadRequest},
+		"scale: replicas is a string":   {ScalePath, review(`{"spec":{"replicas":"9"}}`, "Scale", "scale"), "application/json", http.StatusBadRequest},
+		"scale: no object":              {ScalePath, review(`null`, "Scale", "scale"), "application/json", http.StatusBadRequest},
+		"scale: of a missing workspace": {ScalePath, review(`{"spec":{"replicas":9}}`, "Scale", "scale"), "application/json", http.StatusOK},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resp, err := http.Post(srv.URL, tc.contentType, bytes.NewBufferString(tc.body))
+			resp, err := http.Post(srv.URL+tc.path, tc.contentType, bytes.NewBufferString(tc.body))
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("no answer (a panic?): %v", err)
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP %d, want 200 with the review's answer", resp.StatusCode)
+			}
 			var out admissionv1.AdmissionReview
-			if resp.StatusCode == http.StatusOK {
-				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-					t.Fatalf("undecodable response: %v", err)
-				}
-				if out.Response != nil && (len(out.Response.Patch) > 0 || (out.Response.Allowed && strings.Contains(tc.body, `"kind":"Deployment"`))) {
-					t.Errorf("a malformed Deployment review was allowed or patched: %+v", out.Response)
-				}
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Response == nil || out.Response.Result == nil {
+				t.Fatalf("no review in the answer: %v", err)
+			}
+			if out.Response.Result.Code != tc.code {
+				t.Errorf("code %d (%s), want %d", out.Response.Result.Code, out.Response.Result.Message, tc.code)
+			}
+			if len(out.Response.Patch) > 0 || out.Response.Allowed != (tc.code == http.StatusOK) {
+				t.Errorf("a malformed review was allowed or patched: %+v", out.Response)
 			}
 		})
+	}
+	if got := testutil.ToFloat64(admissionmetrics.WebhookPanics) - panics; got != 0 {
+		t.Errorf("%v panics in the handlers", got)
 	}
 }

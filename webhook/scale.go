@@ -39,6 +39,10 @@ var _ admission.Handler = (*ScaleGuard)(nil)
 
 // Handle implements admission.Handler.
 func (g *ScaleGuard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return withoutTokens(g.handle(ctx, req))
+}
+
+func (g *ScaleGuard) handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.SubResource != "scale" || req.Operation != admissionv1.Update {
 		return admission.Allowed("not a scale update")
 	}

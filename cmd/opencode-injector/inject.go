@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
 )
 
@@ -21,6 +21,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	s := defaultSettings()
+	s.Offline = true
 	s.AddFlags(fs)
 	file := fs.String("f", "", "multi-document YAML to read (- for stdin)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -39,14 +40,14 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
 		return 2
 	}
-	out, err := injectDocuments(in, s, func(w string) { fmt.Fprintln(stderr, "warning: "+w) })
+	out, err := injectDocuments(in, s, func(w string) { fmt.Fprintln(stderr, "warning: "+contract.HideTokens(w)) })
 	if errors.Is(err, injection.ErrNoSeedImage) {
 		fmt.Fprintf(stderr, "opencode-injector inject: %v; pass --seed-image: this build (%s) is not a release, so it has no published image of its own "+
 			"(use the image your cluster's injector runs: kubectl -n opencode-system get deploy opencode-injector -o jsonpath='{..image}')\n", err, version)
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "opencode-injector inject: %v\n", err)
+		fmt.Fprintf(stderr, "opencode-injector inject: %s\n", contract.HideTokens(err.Error()))
 		return 1
 	}
 	_, _ = stdout.Write(out)
@@ -134,7 +135,7 @@ func injectDocument(n int, body []byte, s injection.Settings, warn func(string))
 	}
 	// The webhook's own patch, applied as the API server applies it: what
 	// the injection does not change stays as written, unknown fields too.
-	ops, err := json.Marshal(m.Patch)
+	ops, err := injection.EncodePatch(m.Patch)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode the patch: %w", name, err)
 	}

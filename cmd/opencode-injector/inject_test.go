@@ -183,3 +183,66 @@ func TestInjectKeepsUnknownFields(t *testing.T) {
 		t.Errorf("the unknown field was dropped or nothing was injected:\n%s", out)
 	}
 }
+
+// Injecting an injected manifest again with another release's seed image
+// and defaults changes nothing until the user's part of it changes; then
+// the current release applies. A seed image that is not the injector's own
+// repository by digest is replaced, with a warning.
+func TestInjectAgainKeepsTheInjectionUntilTheUsersChange(t *testing.T) {
+	oldImage := "ghcr.io/angryninja/opencode-injector@sha256:" + strings.Repeat("1", 64)
+	newImage := "ghcr.io/angryninja/opencode-injector@sha256:" + strings.Repeat("2", 64)
+	once, stderr, code := runInject(t, nil, "-f", fluxFixture, "--seed-image", oldImage,
+		"--default-requests", "cpu=100m,memory=256Mi", "--default-limits", "cpu=500m,memory=512Mi")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	again, stderr, code := runInject(t, []byte(once), "-f", "-", "--seed-image", newImage)
+	if code != 0 || again != once || stderr != "" {
+		t.Errorf("a new release changed an injected manifest (exit %d, stderr %q):\n%s", code, stderr, again)
+	}
+
+	changed := strings.Replace(once, "ghcr.io/angryninja/opencode-git:1.18.33", "ghcr.io/angryninja/opencode-git:9.9.9", 1)
+	if changed == once {
+		t.Fatal("the fixture's OpenCode image is not where the test expects it")
+	}
+	out, stderr, code := runInject(t, []byte(changed), "-f", "-", "--seed-image", newImage)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"image: " + newImage, "memory: 1Gi"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the user's change did not bring %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "cpu: 500m") || strings.Contains(out, oldImage) {
+		t.Errorf("the old release's injection stays after the user's change:\n%s", out)
+	}
+
+	tagged, _, code := runInject(t, nil, "-f", fluxFixture, "--seed-image", "example.com/seed:1")
+	if code != 0 {
+		t.Fatal("first injection failed")
+	}
+	out, stderr, code = runInject(t, []byte(tagged), "-f", "-", "--seed-image", newImage)
+	if code != 0 || !strings.Contains(out, "image: "+newImage) || strings.Contains(out, "example.com/seed:1") ||
+		!strings.Contains(stderr, "seed image example.com/seed:1 of init container opencode-seed is not ghcr.io/angryninja/opencode-injector pinned by digest") {
+		t.Errorf("an untrusted seed image was kept (exit %d, stderr %q)", code, stderr)
+	}
+}
+
+// A token pasted as an annotation value is not repeated by inject's
+// denial or warnings.
+func TestInjectHidesTokens(t *testing.T) {
+	in, err := os.ReadFile(fluxFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "ghp_0123456789abcdefABCDEF0123456789abcd"
+	withToken := strings.Replace(string(in), "opencode.angryninja.cloud/repo: angryninja/k8s-cluster", "opencode.angryninja.cloud/repo: "+token, 1)
+	_, stderr, code := runInject(t, []byte(withToken), "-f", "-", "--seed-image", "example.com/seed:1")
+	if code == 0 || !strings.Contains(stderr, "annotation opencode.angryninja.cloud/repo") {
+		t.Fatalf("exit %d, want a denial of the repo annotation: %s", code, stderr)
+	}
+	if strings.Contains(stderr, token[4:]) {
+		t.Errorf("the token is repeated: %s", stderr)
+	}
+}

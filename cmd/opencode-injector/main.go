@@ -1,5 +1,6 @@
 // Command opencode-injector is the webhook (serve), the init container's
-// job (seed), the offline injection (inject) and its version (version).
+// job (seed), the offline injection (inject), the cluster check (check)
+// and its version (version).
 package main
 
 import (
@@ -25,6 +26,7 @@ Usage:
   opencode-injector serve   [flags]   run the mutating admission webhook
   opencode-injector inject  -f FILE   inject labeled Deployments in multi-document YAML (- reads stdin)
   opencode-injector seed    [flags]   clone the repo and seed the login (the init container's job)
+  opencode-injector check   [flags]   check the installed injector and every workspace with your kubeconfig
   opencode-injector version           print the version
 
 Run "opencode-injector COMMAND -h" for the flags of a command.
@@ -46,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return injectCmd(rest, stdin, stdout, stderr)
 	case "seed":
 		return seed.Main(rest, stdout, stderr)
+	case "check":
+		return checkCmd(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "opencode-injector %s (%s, contract %s)\n", version, runtime.Version(), contract.Version)
 		return 0

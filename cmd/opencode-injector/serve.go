@@ -25,6 +25,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.Port, "port", 9443, "port of the webhook's HTTPS server")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "serve /metrics over HTTPS (the --cert-dir certificate), only to clients whose Kubernetes token may GET /metrics; false serves plain HTTP to anyone")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook and metrics ports; off by default, against HTTP/2's rapid-reset and stream-cancellation attacks (the API server and Prometheus speak HTTP/1.1)")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect, through a Lease in POD_NAMESPACE, the one replica that runs the claim provisioner (every replica serves the webhook)")
 	zapOpts := zap.Options{}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,10 +18,12 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -42,6 +45,9 @@ func (warningPrinter) HandleWarningHeader(_ int, _ string, msg string) {
 func main() {
 	keep := flag.Bool("keep", false, "keep the control plane running and write a kubeconfig for kubectl")
 	flag.Parse()
+	// The control plane and the webhook log through controller-runtime;
+	// the account below is the demo's own, so only their errors show.
+	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err := run(*keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
@@ -136,11 +142,12 @@ func run(keep bool) error {
 
 func describe(d *appsv1.Deployment) {
 	ps := d.Spec.Template.Spec
+	pod := &kubelet.Pod{Spec: ps}
 	seed := ps.InitContainers[0]
 	fmt.Printf("  init container %s: image %s, command %s %s, runs as uid %d\n",
 		seed.Name, seed.Image, strings.Join(seed.Command, " "), strings.Join(seed.Args, " "), *seed.SecurityContext.RunAsUser)
 	for _, e := range seed.Env {
-		fmt.Printf("    env %s=%s\n", e.Name, envValue(e))
+		fmt.Printf("    env %s=%s\n", e.Name, envValue(pod, seed, e))
 	}
 	for _, v := range ps.Volumes {
 		if v.PersistentVolumeClaim != nil {
@@ -153,14 +160,24 @@ func describe(d *appsv1.Deployment) {
 	app := ps.Containers[0]
 	fmt.Printf("  container %s: workingDir %s\n", app.Name, app.WorkingDir)
 	for _, e := range app.Env {
-		fmt.Printf("    env %s=%s\n", e.Name, envValue(e))
+		fmt.Printf("    env %s=%s\n", e.Name, envValue(pod, app, e))
 	}
 	fmt.Printf("    resources: requests %s, limits %s\n", injection.FormatResources(app.Resources.Requests), injection.FormatResources(app.Resources.Limits))
 	fmt.Printf("  strategy: %s, replicas %d\n", d.Spec.Strategy.Type, *d.Spec.Replicas)
 	fmt.Printf("  annotation %s: %s\n", contract.AnnotationInjected, d.Annotations[contract.AnnotationInjected])
 }
 
-func envValue(e corev1.EnvVar) string {
+// envValue is what container c sees in e: the value, the Secret key it
+// comes from, or what the downward API fills in.
+func envValue(pod *kubelet.Pod, c corev1.Container, e corev1.EnvVar) string {
+	if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+		ref := e.ValueFrom.ResourceFieldRef
+		v, err := pod.ResourceFieldValue(c, ref)
+		if err != nil {
+			return "<downward API: " + err.Error() + ">"
+		}
+		return v + " <downward API: " + ref.Resource + " of " + ref.ContainerName + ">"
+	}
 	if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 		r := e.ValueFrom.SecretKeyRef
 		opt := ""

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	cmscheme "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned/scheme"
@@ -42,6 +44,8 @@ import (
 	// controller, as cert-manager's controller binary imports them.
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/selfsigned"
+
+	"github.com/angryninja/opencode-injector/test/testenv"
 )
 
 // Controllers are the cert-manager controllers a selfsigned → CA chain
@@ -189,4 +193,23 @@ func (cm *CertManager) Stop() error {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	return errors.Join(cm.errs...)
+}
+
+// CRDFiles are the CRD manifests of the cert-manager module deploy/ is
+// pinned to (downloaded into the Go module cache, once).
+func CRDFiles() ([]string, error) {
+	all, err := testenv.CRDFiles()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range all {
+		if strings.Contains(f, string(filepath.Separator)+"cert-manager@") {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no cert-manager CRDs among %d", len(all))
+	}
+	return out, nil
 }

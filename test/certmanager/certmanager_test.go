@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,7 +94,7 @@ func TestCertManagerIssuesTheWebhookTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crds, err := certManagerCRDs()
+	crds, err := certmanager.CRDFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,25 +322,6 @@ func (h *harness) renewUnderLoad(fixture *appsv1.Deployment, certDir string, old
 	if !bytes.Equal(cfg.Webhooks[0].ClientConfig.CABundle, caBundle) {
 		t.Error("the renewal changed the webhook's caBundle")
 	}
-}
-
-// certManagerCRDs are the CRDs of the cert-manager module deploy/ is pinned
-// to.
-func certManagerCRDs() ([]string, error) {
-	all, err := testenv.CRDFiles()
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, f := range all {
-		if strings.Contains(f, string(filepath.Separator)+"cert-manager@") {
-			out = append(out, f)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no cert-manager CRDs among %d", len(all))
-	}
-	return out, nil
 }
 
 func (h *harness) render(root string) [][]byte {

@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -104,18 +103,8 @@ func injectorPod(t *testing.T, docs [][]byte) *corev1.Pod {
 // applyDocs creates the rendered documents of the given kinds.
 func applyDocs(t *testing.T, docs [][]byte, kinds ...string) {
 	t.Helper()
-	for _, doc := range docs {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range kinds {
-			if u.GetKind() == k {
-				if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
-					t.Fatalf("%s %s: %v", k, u.GetName(), err)
-				}
-			}
-		}
+	if err := testenv.Apply(ctx, env.Client, "e2e", docs, kinds...); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,7 +1,7 @@
 // Package kubelet plays the kubelet's part for a pod spec outside a
-// cluster: it resolves container env from a Secret and maps volume mounts to
-// host directories, so tests and the demo can run the injected init
-// container's command for real.
+// cluster: it resolves container env from a Secret and the downward API
+// and maps volume mounts to host directories, so tests and the demo can
+// run the injected init container's command for real.
 package kubelet
 
 import (
@@ -43,8 +43,9 @@ func (p *Pod) HostPath(c corev1.Container, path string) string {
 	return path
 }
 
-// Env resolves c's env as the kubelet does, with absolute paths mapped to
-// the host. A required Secret key that is missing fails, as the kubelet's
+// Env resolves c's env as the kubelet does (Secret keys and the downward
+// API's resource fields), with absolute paths mapped to the host. A
+// required Secret key that is missing fails, as the kubelet's
 // CreateContainerConfigError does.
 func (p *Pod) Env(c corev1.Container) ([]string, error) {
 	env := []string{}
@@ -62,6 +63,12 @@ func (p *Pod) Env(c corev1.Container) ([]string, error) {
 			if ok {
 				env = append(env, e.Name+"="+val)
 			}
+		case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil:
+			val, err := p.ResourceFieldValue(c, e.ValueFrom.ResourceFieldRef)
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+			env = append(env, e.Name+"="+val)
 		case strings.HasPrefix(e.Value, "/"):
 			env = append(env, e.Name+"="+p.HostPath(c, e.Value))
 		default:

@@ -277,7 +277,7 @@ func TestRealOpenCodeInTheInjectedPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("opencode %s RSS: %d MiB after start, %d MiB after a session (default limit 512Mi)", opencode.Version, rssStart>>20, rssSession>>20)
+	t.Logf("opencode %s RSS: %d MiB after start, %d MiB after a session (default limits %s)", opencode.Version, rssStart>>20, rssSession>>20, injection.DefaultLimitsFlag)
 }
 
 func get(t *testing.T, srv *opencode.Server, path string, v any) {

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
 	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/testenv"
@@ -203,10 +204,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// namespace creates a fresh namespace for one test.
+// namespace creates a fresh namespace for one test, labeled for
+// workspaces (the admin's consent to claims there).
 func namespace(t *testing.T) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "provision-"}}
+	return namespaceLabeled(t, map[string]string{contract.LabelWorkspaces: contract.LabelWorkspacesEnabled})
+}
+
+// namespaceLabeled creates a fresh namespace with the labels.
+func namespaceLabeled(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "provision-", Labels: labels}}
 	if err := admin.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}

@@ -155,20 +155,8 @@ func Start(root string, s injection.Settings, crdFiles ...string) (*Env, error) 
 	if err != nil {
 		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", assets, err)
 	}
-	e := &Env{Env: env, Config: restCfg, done: make(chan error, 1)}
-	wio := env.WebhookInstallOptions
-	mgr, err := app.NewManager(restCfg, s, app.ServerOptions{
-		Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
-		MetricsBindAddress: "0", HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		_ = env.Stop()
-		return nil, err
-	}
-	var ctx context.Context
-	ctx, e.cancel = context.WithCancel(context.Background())
-	go func() { e.done <- mgr.Start(ctx) }()
-	if err := waitForTLS(net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort))); err != nil {
+	e := &Env{Env: env, Config: restCfg}
+	if err := e.serve(s); err != nil {
 		_ = e.Stop()
 		return nil, err
 	}
@@ -177,6 +165,39 @@ func Start(root string, s injection.Settings, crdFiles ...string) (*Env, error) 
 		return nil, err
 	}
 	return e, nil
+}
+
+// serve starts the injector (app.NewManager with settings s) on the
+// webhook's registered address.
+func (e *Env) serve(s injection.Settings) error {
+	wio := e.Env.WebhookInstallOptions
+	mgr, err := app.NewManager(e.Config, s, app.ServerOptions{
+		Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
+		MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return err
+	}
+	var ctx context.Context
+	ctx, e.cancel = context.WithCancel(context.Background())
+	e.done = make(chan error, 1)
+	go func() { e.done <- mgr.Start(ctx) }()
+	return waitForTLS(net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort)))
+}
+
+// Replace stops the injector and starts another with settings s on the
+// same address, as an upgrade of the injector's Deployment does.
+func (e *Env) Replace(s injection.Settings) error {
+	e.stopInjector()
+	return e.serve(s)
+}
+
+func (e *Env) stopInjector() {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+		e.cancel = nil
+	}
 }
 
 func waitForTLS(addr string) error {
@@ -195,10 +216,7 @@ func waitForTLS(addr string) error {
 
 // Stop shuts the webhook, kube-apiserver and etcd down.
 func (e *Env) Stop() error {
-	if e.cancel != nil {
-		e.cancel()
-		<-e.done
-	}
+	e.stopInjector()
 	return e.Env.Stop()
 }
 

@@ -39,7 +39,10 @@ type ServerOptions struct {
 	// MetricsSecure serves /metrics over HTTPS (the certificate in CertDir)
 	// to clients whose token the API server authenticates and authorizes
 	// for GET /metrics, as kubebuilder projects do.
-	MetricsSecure           bool
+	MetricsSecure bool
+	// EnableHTTP2 offers HTTP/2 on the webhook and metrics servers; off, they
+	// speak HTTP/1.1 only (see tlsOptions).
+	EnableHTTP2             bool
 	HealthProbeBindAddress  string // "0" disables
 	LeaderElect             bool
 	LeaderElectionNamespace string
@@ -79,7 +82,7 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 	if err != nil {
 		return nil, err
 	}
-	metricsOptions := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	metricsOptions := metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOptions(o.EnableHTTP2)}
 	if o.MetricsSecure {
 		metricsOptions.SecureServing = true
 		metricsOptions.CertDir = o.CertDir
@@ -95,9 +98,11 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 		LeaderElectionResourceLockInterface: lock,
 		LeaderElectionReleaseOnCancel:       true, // the process exits right after
 		// The claim provisioner's cache: labeled Deployments and the
-		// claims the injector created, nothing else.
-		Cache:         cache.Options{ByObject: provision.CacheOptions()},
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
+		// claims the injector created, nothing else, without their
+		// managedFields (nothing here reads them; they are most of a
+		// cached object's size).
+		Cache:         cache.Options{ByObject: provision.CacheOptions(), DefaultTransform: cache.TransformStripManagedFields()},
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: tlsOptions(o.EnableHTTP2)}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -116,15 +121,15 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 		if err := mgr.Add(&selfImageResolver{reader: mgr.GetAPIReader(), self: o.Self, poll: o.SelfPoll, found: func(image string) {
 			s := s
 			s.SeedImage = image
-			gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader()})
+			gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader(), Access: mgr.GetClient(), Namespaces: mgr.GetClient()})
 		}, failed: gate.SetError}); err != nil {
 			return nil, err
 		}
 	} else {
-		gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader()})
+		gate.Set(&webhook.Handler{Settings: s, Claims: mgr.GetAPIReader(), Access: mgr.GetClient(), Namespaces: mgr.GetClient()})
 	}
-	srv.Register(webhook.Path, &admission.Webhook{Handler: gate})
-	srv.Register(webhook.ScalePath, &admission.Webhook{Handler: &webhook.ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}})
+	srv.Register(webhook.Path, &admission.Webhook{Handler: gate, LogConstructor: webhook.LogConstructor})
+	srv.Register(webhook.ScalePath, &admission.Webhook{Handler: &webhook.ScaleGuard{Deployments: mgr.GetClient(), Live: mgr.GetAPIReader()}, LogConstructor: webhook.LogConstructor})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

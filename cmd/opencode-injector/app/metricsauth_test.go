@@ -1,0 +1,198 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// countingAPIServer answers TokenReviews and SubjectAccessReviews as a
+// kube-apiserver does, over HTTP on 127.0.0.1, and counts them: the token
+// "scraper" is a user allowed to GET /metrics, "stranger" a user who is not,
+// any other token is unknown.
+type countingAPIServer struct {
+	tokenReviews, accessReviews atomic.Int64
+}
+
+func (s *countingAPIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	switch r.URL.Path {
+	case "/apis/authentication.k8s.io/v1/tokenreviews":
+		s.tokenReviews.Add(1)
+		var tr authenticationv1.TokenReview
+		_ = json.NewDecoder(r.Body).Decode(&tr)
+		switch tr.Spec.Token {
+		case "scraper", "stranger":
+			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: tr.Spec.Token}}
+		}
+		_ = json.NewEncoder(w).Encode(tr)
+	case "/apis/authorization.k8s.io/v1/subjectaccessreviews":
+		s.accessReviews.Add(1)
+		var sar authorizationv1.SubjectAccessReview
+		_ = json.NewDecoder(r.Body).Decode(&sar)
+		sar.Status.Allowed = sar.Spec.User == "scraper" && sar.Spec.NonResourceAttributes != nil &&
+			sar.Spec.NonResourceAttributes.Path == "/metrics" && sar.Spec.NonResourceAttributes.Verb == "get"
+		_ = json.NewEncoder(w).Encode(sar)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// jsonConfig is a client config of the counting server, which speaks JSON.
+func jsonConfig(host string) *rest.Config {
+	return &rest.Config{Host: host, ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"}}
+}
+
+func metricsFilter(t *testing.T) (http.Handler, *countingAPIServer) {
+	t.Helper()
+	api := &countingAPIServer{}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	filter, err := metricsAuth(jsonConfig(srv.URL), srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, api
+}
+
+func scrape(h http.Handler, path, token string) int {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// Repeated scrapes cost the API server no more reviews than the first:
+// answers (allowed, forbidden, unauthenticated) are cached by token and
+// attributes, and another path or token is reviewed on its own.
+func TestMetricsAnswersAreCached(t *testing.T) {
+	h, api := metricsFilter(t)
+	for range 20 {
+		for token, want := range map[string]int{"scraper": http.StatusOK, "stranger": http.StatusForbidden, "bogus": http.StatusUnauthorized, "": http.StatusUnauthorized} {
+			if got := scrape(h, "/metrics", token); got != want {
+				t.Fatalf("token %q: %d, want %d", token, got, want)
+			}
+		}
+	}
+	if tr, sar := api.tokenReviews.Load(), api.accessReviews.Load(); tr != 3 || sar != 2 {
+		t.Errorf("60 scrapes cost %d TokenReviews and %d SubjectAccessReviews, want 3 and 2", tr, sar)
+	}
+	if got := scrape(h, "/debug", "scraper"); got != http.StatusForbidden {
+		t.Errorf("the scraper's cached answer for /metrics was reused for /debug: %d", got)
+	}
+	if tr, sar := api.tokenReviews.Load(), api.accessReviews.Load(); tr != 4 || sar != 3 {
+		t.Errorf("another path was not reviewed on its own: %d TokenReviews, %d SubjectAccessReviews", tr, sar)
+	}
+}
+
+// A flood of distinct bogus tokens costs at most the burst of TokenReviews
+// (the rate refills metricsReviewsPerSecond a second), then is answered
+// 429 with Retry-After; a cached token still passes.
+func TestUnknownTokensAreRateLimited(t *testing.T) {
+	h, api := metricsFilter(t)
+	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
+		t.Fatalf("scraper: %d", got)
+	}
+	limited := 0
+	for i := range 200 {
+		switch code := scrape(h, "/metrics", fmt.Sprintf("bogus-%d", i)); code {
+		case http.StatusTooManyRequests:
+			limited++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("bogus token: %d", code)
+		}
+	}
+	// The test runs well under a second: at most the burst, plus what the
+	// rate refills meanwhile.
+	if tr := api.tokenReviews.Load(); tr > metricsReviewBurst+metricsReviewsPerSecond {
+		t.Errorf("200 bogus tokens cost %d TokenReviews, want at most %d", tr, metricsReviewBurst+metricsReviewsPerSecond)
+	}
+	if limited < 200-metricsReviewBurst-metricsReviewsPerSecond {
+		t.Errorf("only %d of 200 bogus tokens were answered 429", limited)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer bogus-again")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("past the limit: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
+		t.Errorf("a cached token was limited too: %d", got)
+	}
+}
+
+// The cache is bounded in size (the least recently used answer goes first)
+// and in time (an answer is reviewed again after metricsDecisionTTL).
+func TestMetricsCacheIsBoundedInSizeAndTime(t *testing.T) {
+	api := &countingAPIServer{}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	cs, err := kubernetes.NewForConfigAndClient(jsonConfig(srv.URL), srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clocktesting.NewFakeClock(time.Now())
+	a := &metricsAuthorizer{clients: cs, decisions: cache.NewLRUExpireCacheWithClock(2, now), reviews: rate.NewLimiter(rate.Inf, 0)}
+	reviewsFor := func(tokens ...string) int64 {
+		before := api.tokenReviews.Load()
+		for _, tok := range tokens {
+			a.decide(context.Background(), logr.Discard(), tok, "/metrics", "get")
+		}
+		return api.tokenReviews.Load() - before
+	}
+	if n := reviewsFor("scraper", "stranger", "scraper", "stranger"); n != 2 {
+		t.Fatalf("two tokens cost %d reviews, want 2", n)
+	}
+	if n := reviewsFor("bogus", "scraper"); n != 2 {
+		t.Errorf("a third token did not push the least recently used out of a cache of 2: %d reviews, want 2", n)
+	}
+	now.Step(metricsDecisionTTL - time.Second)
+	if n := reviewsFor("scraper"); n != 0 {
+		t.Errorf("an answer was forgotten before its time: %d reviews", n)
+	}
+	now.Step(2 * time.Second)
+	if n := reviewsFor("scraper"); n != 1 {
+		t.Errorf("an answer outlived metricsDecisionTTL: %d reviews, want 1", n)
+	}
+}
+
+// A cached answer costs the same whatever the request's path: a bogus
+// token with megabyte-long paths cannot grow the cache past its entries'
+// fixed size. And no two requests share a key unless token, verb and path
+// are all equal.
+func TestMetricsCacheKeyIsFixedSize(t *testing.T) {
+	long := "/" + string(make([]byte, 1<<20))
+	if k := decisionKey("bogus", long, "get"); len(k) != 64 {
+		t.Errorf("a 1 MiB path makes a key of %d bytes, want 64", len(k))
+	}
+	keys := map[string]bool{}
+	for _, c := range [][3]string{{"a", "/metrics", "get"}, {"b", "/metrics", "get"}, {"a", "/other", "get"}, {"a", "/metrics", "post"}, {"a\x00/metrics", "", "get"}} {
+		keys[decisionKey(c[0], c[1], c[2])] = true
+	}
+	if len(keys) != 5 {
+		t.Errorf("distinct requests share a key: %d keys for 5", len(keys))
+	}
+}

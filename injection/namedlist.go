@@ -1,0 +1,143 @@
+package injection
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"sync"
+
+	"gomodules.xyz/jsonpatch/v2"
+)
+
+// namedItems is a typed list of named items (containers, volumes, env,
+// mounts) as the patch builder matches them: each item's name and a
+// pointer to it, so that comparing and encoding an item never copies it.
+type namedItems struct {
+	names []string
+	items []any
+}
+
+// namedList reads v as a list of named items: a slice of structs whose
+// "name" field is always written (omitempty names, like a port's, are
+// matched by the generic rule instead); false for anything else.
+func namedList(v any) (namedItems, bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice || rv.Type().Elem().Kind() != reflect.Struct {
+		return namedItems{}, false
+	}
+	nameField, ok := nameIndex(rv.Type().Elem())
+	if !ok {
+		return namedItems{}, false
+	}
+	l := namedItems{names: make([]string, rv.Len()), items: make([]any, rv.Len())}
+	for i := range rv.Len() {
+		item := rv.Index(i)
+		l.names[i], l.items[i] = item.Field(nameField).String(), item.Addr().Interface()
+	}
+	return l, true
+}
+
+// diffNamedList appends the operations that turn the request's list raw
+// (typed: in) into out, with the rule of diffLists (items matched by name
+// along a heaviest common subsequence) applied to the typed items: an
+// unchanged item costs one typed comparison, a new one is added as its
+// typed value, and a changed one is diffed by patchValue. It reports
+// false, having appended nothing, when raw does not hold one JSON item per
+// typed item: the field then takes the generic path.
+func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, in, out namedItems) (bool, error) {
+	var rawItems []json.RawMessage
+	if json.Unmarshal(raw, &rawItems) != nil || len(rawItems) != len(in.items) {
+		return false, nil
+	}
+	matched := lcs(len(in.items), len(out.items), func(x, y int) int {
+		switch {
+		case in.names[x] != out.names[y]:
+			return 0
+		case reflect.DeepEqual(in.items[x], out.items[y]):
+			return 2
+		}
+		return 1
+	})
+	return true, patchMatched(ops, path, len(in.items), len(out.items), matched, func(y int) any { return out.items[y] }, func(p string, x, y int) error {
+		return patchValue(ops, p, rawItems[x], in.items[x], out.items[y])
+	})
+}
+
+// diffFields appends the operations that turn raw, a JSON object whose
+// typed value is *before, into *after, field by field: a field left as it
+// was costs one typed comparison, and only the changed ones are diffed.
+// It reports false, having appended nothing, for a raw value that is not
+// an object (a type that writes its own JSON, like IntOrString or
+// Quantity) or a struct with inlined fields: the whole value then takes
+// the generic path.
+func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, before, after any) (bool, error) {
+	bv, av := reflect.ValueOf(before).Elem(), reflect.ValueOf(after).Elem()
+	names, ok := jsonNames(bv.Type())
+	if !ok {
+		return false, nil
+	}
+	var rawFields map[string]json.RawMessage
+	if json.Unmarshal(raw, &rawFields) != nil {
+		return false, nil
+	}
+	for i, name := range names {
+		bf, af := bv.Field(i).Addr(), av.Field(i).Addr()
+		if name == "" || reflect.DeepEqual(bf.Interface(), af.Interface()) {
+			continue
+		}
+		if bf.Elem().Kind() != reflect.Struct { // structs stay behind their pointer: diffFields reads them there
+			bf, af = bf.Elem(), af.Elem()
+		}
+		if err := patchValue(ops, path+"/"+escapePointer(name), rawFields[name], bf.Interface(), af.Interface()); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// structInfo caches, per struct type, the JSON names of its fields (nil
+// when a field is inlined) and the index of its name field (-1: none).
+type structInfo struct {
+	names []string
+	name  int
+}
+
+var structInfos sync.Map
+
+func infoOf(t reflect.Type) structInfo {
+	if info, ok := structInfos.Load(t); ok {
+		return info.(structInfo)
+	}
+	info := structInfo{name: -1}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		switch {
+		case !f.IsExported() || name == "-":
+			name = ""
+		case name == "": // inlined
+			info.names = nil
+			structInfos.Store(t, info)
+			return info
+		case tag == "name" && f.Type.Kind() == reflect.String:
+			info.name = i
+		}
+		info.names = append(info.names, name)
+	}
+	structInfos.Store(t, info)
+	return info
+}
+
+// jsonNames are the JSON names of a struct's fields ("" for a field left
+// out of JSON); false when a field is inlined.
+func jsonNames(t reflect.Type) ([]string, bool) {
+	names := infoOf(t).names
+	return names, names != nil
+}
+
+// nameIndex is the index of a struct's always-written "name" field.
+func nameIndex(t reflect.Type) (int, bool) {
+	info := infoOf(t)
+	return info.name, info.names != nil && info.name >= 0
+}

@@ -1,0 +1,106 @@
+package injection
+
+import (
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
+)
+
+func passwordEnv(c *corev1.Container) []corev1.EnvVar {
+	var env []corev1.EnvVar
+	for _, e := range c.Env {
+		if e.Name == contract.EnvPassword {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
+// No un-injection leaves OpenCode without its password: whatever happened
+// to the record, the password entry the user had is there afterwards. Only
+// a trusted v2 record, which says what the injection wrote and what it
+// replaced, gives the user's own entry back in place of ours; every other
+// path keeps the entry it finds (the user's, or ours from the Secret).
+func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
+	v1Record := func(env string) func(d *appsv1.Deployment) {
+		return func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = `{"version":"v1","container":"app"` + env + `}`
+		}
+	}
+	paths := map[string]struct {
+		edit    func(d *appsv1.Deployment)
+		trusted bool // the user's own entry comes back, whatever it was
+	}{
+		"trusted": {func(*appsv1.Deployment) {}, true},
+		"edited":  {func(d *appsv1.Deployment) { d.Annotations[contract.AnnotationInjected] += "x" }, false},
+		"unknown field": {func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"extra":1,"version"`, 1)
+		}, false},
+		"deleted": {func(d *appsv1.Deployment) { delete(d.Annotations, contract.AnnotationInjected) }, false},
+		"record and seed deleted": {func(d *appsv1.Deployment) {
+			delete(d.Annotations, contract.AnnotationInjected)
+			d.Spec.Template.Spec.InitContainers = nil
+		}, false},
+		"contradicting: container": {func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"container":"app"`, `"container":"ghost"`, 1)
+		}, false},
+		"contradicting: secret": {func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"secret":"opencode-secret"`, `"secret":"other"`, 1)
+		}, false},
+		"v1 without the user's entry": {v1Record(""), false},
+		"v1 with the user's entry":    {nil, true}, // made below from the user's entry
+	}
+	for userName, users := range map[string]corev1.EnvVar{
+		"as the examples set it": secretEnv(contract.EnvPassword, DefaultSecretName, contract.SecretKeyPassword, false),
+		"from the user's Secret": secretEnv(contract.EnvPassword, "my-password", "pw", false),
+		"a plain value":          {Name: contract.EnvPassword, Value: "hunter2"},
+	} {
+		for path, p := range paths {
+			t.Run(userName+"/"+path, func(t *testing.T) {
+				in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+				c := app(in)
+				for i := range c.Env {
+					if c.Env[i].Name == contract.EnvPassword {
+						c.Env[i] = users
+					}
+				}
+				if n := len(passwordEnv(c)); n != 1 {
+					t.Fatalf("the fixture has %d password entries, want 1", n)
+				}
+				injected, _ := mustInject(t, in)
+				edit := p.edit
+				if edit == nil {
+					raw := injectiontest.MustJSON(t, users)
+					edit = v1Record(`,"env":[{"index":0,` + strings.TrimPrefix(string(raw), "{") + `]`)
+				}
+				edit(injected)
+				stored := injected.DeepCopy()
+				delete(injected.Labels, contract.LabelInject)
+				out, _, err := Mutate(injected, stored, testSettings())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if IsInjected(out) || hasOurItems(out) {
+					t.Fatal("still injected")
+				}
+				got := passwordEnv(app(out))
+				if len(got) != 1 {
+					t.Fatalf("%d password entries after un-injection, want 1: %v", len(got), got)
+				}
+				ours := secretEnv(contract.EnvPassword, DefaultSecretName, contract.SecretKeyPassword, false)
+				if want := users; !p.trusted && !equality.Semantic.DeepEqual(got[0], want) && !equality.Semantic.DeepEqual(got[0], ours) {
+					t.Errorf("password entry %v, want the user's %v or the injected %v", got[0], want, ours)
+				}
+				if p.trusted && !equality.Semantic.DeepEqual(got[0], users) {
+					t.Errorf("password entry %v, want the user's own %v back", got[0], users)
+				}
+			})
+		}
+	}
+}

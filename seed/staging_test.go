@@ -1,0 +1,52 @@
+package seed_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestOnlyTheSeedsLeftoversAreRemoved: a start removes staging directories
+// that carry the seed's sentinel and the marker's temporary file, and
+// nothing else: not a user's directory that merely looks like one, and
+// nothing above the claim.
+func TestOnlyTheSeedsLeftoversAreRemoved(t *testing.T) {
+	v := newVolume(t)
+	v.seed(t).want(t, 0, "cloned")
+	sentinel := ".opencode-seed-staging"
+	for _, p := range []string{v.workspace(), v.claim} {
+		if left, _ := filepath.Glob(filepath.Join(p, "*", sentinel)); len(left) != 0 {
+			t.Errorf("the clone left its staging sentinel: %v", left)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(v.workspace(), sentinel)); err == nil {
+		t.Errorf("the clone holds the staging sentinel")
+	}
+	owner := filepath.Dir(v.workspace())
+	kept := []string{
+		filepath.Join(v.claim, ".notes.seed-2025-backup", "notes.md"), // not the exact name
+		filepath.Join(v.claim, ".notes.seed-2025", "notes.md"),        // the name, no sentinel
+		filepath.Join(v.root, ".above.seed-7", sentinel),              // above the claim
+		filepath.Join(owner, ".other.seed-clone.tmp-1"),               // another clone's
+	}
+	removed := []string{
+		filepath.Join(v.claim, ".workspace.seed-42", sentinel),
+		filepath.Join(owner, ".tools.seed-9", sentinel),
+		filepath.Join(owner, "..tools.seed-clone.tmp-123"), // the marker's, left by a kill
+	}
+	for _, p := range append(append([]string{}, kept...), removed...) {
+		mkdir(t, filepath.Dir(p))
+		write(t, p, "x\n")
+	}
+	v.seed(t).want(t, 0, "repository present", "left by an interrupted clone")
+	for _, p := range kept {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("the start removed %s: %v", p, err)
+		}
+	}
+	for _, p := range removed {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("the start left %s", p)
+		}
+	}
+}
