@@ -86,9 +86,10 @@ type CertManager struct {
 	errs   []error
 }
 
-// Start runs Controllers and the CA injector (for
-// MutatingWebhookConfigurations, with Certificates as a CA source, as
-// cainjector's defaults do) against the API server that kubeconfig names.
+// Start runs Controllers and the CA injector (for the Mutating- and
+// ValidatingWebhookConfigurations deploy/ declares, with Certificates as a
+// CA source, as cainjector's defaults do) against the API server that
+// kubeconfig names.
 // restConfig is the same server, for the CA injector's manager.
 func Start(kubeconfig string, restConfig *rest.Config) (*CertManager, error) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -140,8 +141,9 @@ func Start(kubeconfig string, restConfig *rest.Config) (*CertManager, error) {
 }
 
 // newCAInjector builds the CA injector's manager as cert-manager's
-// cainjector binary does (its scheme, Secrets read uncached), with only the
-// MutatingWebhookConfiguration reconciler.
+// cainjector binary does (its scheme, Secrets read uncached), with the
+// reconcilers of the two webhook configuration kinds (cainjector's defaults
+// also enable CRDs and APIServices, which deploy/ has none of to inject).
 func newCAInjector(ctx context.Context, restConfig *rest.Config) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmscheme.AddToScheme} {
@@ -166,7 +168,10 @@ func newCAInjector(ctx context.Context, restConfig *rest.Config) (ctrl.Manager, 
 	}
 	err = cainjector.RegisterAllInjectors(ctx, mgr, cainjector.SetupOptions{
 		EnableCertificatesDataSource: true,
-		EnabledReconcilersFor:        map[string]bool{cainjector.MutatingWebhookConfigurationName: true},
+		EnabledReconcilersFor: map[string]bool{
+			cainjector.MutatingWebhookConfigurationName:   true,
+			cainjector.ValidatingWebhookConfigurationName: true,
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cainjector: %w", err)

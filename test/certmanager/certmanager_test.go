@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -48,13 +50,13 @@ const (
 	webhookName = "opencode-injector"
 )
 
-// overlay is what the test changes in deploy/ to reach a webhook served
-// in-process on 127.0.0.1: the Service reference becomes a URL, and the
+// overlay is what the test changes in deploy/ to reach the webhooks served
+// in-process on 127.0.0.1: the Service references become URLs, and the
 // serving Certificate gets an IP SAN for 127.0.0.1. Nothing else.
 const overlay = `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-  - %s
+  - %[1]s
 patches:
   - target: {kind: Certificate, name: opencode-injector-serving}
     patch: |
@@ -65,7 +67,12 @@ patches:
     patch: |
       - op: replace
         path: /webhooks/0/clientConfig
-        value: {url: "https://%s/inject"}
+        value: {url: "https://%[2]s/inject"}
+  - target: {kind: ValidatingWebhookConfiguration, name: opencode-injector}
+    patch: |
+      - op: replace
+        path: /webhooks/0/clientConfig
+        value: {url: "https://%[2]s/scale"}
 `
 
 type harness struct {
@@ -157,8 +164,8 @@ func TestCertManagerIssuesTheWebhookTLS(t *testing.T) {
 	}
 	leaf := verifyServing(t, serving, caPEM)
 
-	// The CA injector writes the CA (the serving Secret's ca.crt) into the
-	// webhook configuration.
+	// The CA injector writes the CA (the serving Secret's ca.crt) into both
+	// webhook configurations: the injection and the scale guard.
 	caBundle := h.waitCABundle(caPEM)
 
 	// The webhook serves the Secret as the kubelet projects it into the
@@ -175,7 +182,8 @@ func TestCertManagerIssuesTheWebhookTLS(t *testing.T) {
 	// A labeled Deployment created through the API server is injected:
 	// the API server trusted the caBundle cert-manager injected and the
 	// certificate cert-manager issued (failurePolicy is Fail).
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "opencode"}}); err != nil {
+	workspaces := map[string]string{contract.LabelWorkspaces: contract.LabelWorkspacesEnabled}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "opencode", Labels: workspaces}}); err != nil {
 		t.Fatal(err)
 	}
 	fixture := h.fixture(root)
@@ -185,6 +193,7 @@ func TestCertManagerIssuesTheWebhookTLS(t *testing.T) {
 		t.Fatalf("create a labeled Deployment through the API server: %v", err)
 	}
 	injected(t, first)
+	h.scaleRefused(first)
 
 	t.Run("renewal under load", func(t *testing.T) {
 		h.t = t
@@ -315,12 +324,12 @@ func (h *harness) renewUnderLoad(fixture *appsv1.Deployment, certDir string, old
 	}
 	t.Logf("%d creates and updates through the API server, %d of them during and after the renewal, %d failed", requests.Load(), requests.Load()-before, failures.Load())
 
-	var cfg admissionregistrationv1.MutatingWebhookConfiguration
-	if err := h.c.Get(ctx, client.ObjectKey{Name: webhookName}, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(cfg.Webhooks[0].ClientConfig.CABundle, caBundle) {
-		t.Error("the renewal changed the webhook's caBundle")
+	for kind, bundles := range h.caBundles() {
+		for i, got := range bundles {
+			if !bytes.Equal(got, caBundle) {
+				t.Errorf("the renewal changed the caBundle of %s webhook %d", kind, i)
+			}
+		}
 	}
 }
 
@@ -474,22 +483,57 @@ func (h *harness) secretData(name string) map[string][]byte {
 	return s.Data
 }
 
-// waitCABundle waits for the CA injector to write want into every webhook
-// of the configuration and returns it.
-func (h *harness) waitCABundle(want []byte) []byte {
-	h.poll("caBundle injected into MutatingWebhookConfiguration "+webhookName, func() (bool, string) {
-		var cfg admissionregistrationv1.MutatingWebhookConfiguration
-		if err := h.c.Get(h.ctx, client.ObjectKey{Name: webhookName}, &cfg); err != nil {
-			return false, err.Error()
+// caBundles are the caBundles of every webhook of both configurations,
+// by kind.
+func (h *harness) caBundles() map[string][][]byte {
+	h.t.Helper()
+	var mutating admissionregistrationv1.MutatingWebhookConfiguration
+	var validating admissionregistrationv1.ValidatingWebhookConfiguration
+	bundles := map[string][][]byte{}
+	for _, obj := range []client.Object{&mutating, &validating} {
+		if err := h.c.Get(h.ctx, client.ObjectKey{Name: webhookName}, obj); err != nil {
+			h.t.Fatal(err)
 		}
-		for _, w := range cfg.Webhooks {
-			if !bytes.Equal(w.ClientConfig.CABundle, want) {
-				return false, fmt.Sprintf("webhook %s has %d bytes of caBundle", w.Name, len(w.ClientConfig.CABundle))
+	}
+	for _, w := range mutating.Webhooks {
+		bundles["MutatingWebhookConfiguration"] = append(bundles["MutatingWebhookConfiguration"], w.ClientConfig.CABundle)
+	}
+	for _, w := range validating.Webhooks {
+		bundles["ValidatingWebhookConfiguration"] = append(bundles["ValidatingWebhookConfiguration"], w.ClientConfig.CABundle)
+	}
+	return bundles
+}
+
+// waitCABundle waits for the CA injector to write want into every webhook
+// of the mutating configuration (the injection) and the validating one
+// (the scale guard), and returns it.
+func (h *harness) waitCABundle(want []byte) []byte {
+	h.poll("caBundle injected into both webhook configurations "+webhookName, func() (bool, string) {
+		var missing []string
+		for kind, bundles := range h.caBundles() {
+			for i, got := range bundles {
+				if !bytes.Equal(got, want) {
+					missing = append(missing, fmt.Sprintf("%s webhook %d has %d bytes of caBundle", kind, i, len(got)))
+				}
 			}
 		}
-		return true, ""
+		return len(missing) == 0, strings.Join(missing, "; ")
 	})
 	return want
+}
+
+// scaleRefused scales the workspace d to 2 replicas through the API server:
+// the scale guard's own denial proves the API server reached it over TLS
+// it verified with the caBundle the CA injector wrote into the validating
+// configuration (failurePolicy Fail: without that trust, the error would
+// be the API server's, not the guard's).
+func (h *harness) scaleRefused(d *appsv1.Deployment) {
+	h.t.Helper()
+	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 2}}
+	err := h.c.SubResource("scale").Update(h.ctx, d, client.WithSubResourceBody(scale))
+	if err == nil || !strings.Contains(err.Error(), "is an OpenCode workspace") {
+		h.t.Fatalf("scaling workspace %s to 2 replicas: want the scale guard's denial, got %v", d.Name, err)
+	}
 }
 
 // verifyServing checks the serving Secret: a key pair for 127.0.0.1 and the
