@@ -328,6 +328,22 @@ func TestV1RecordStillUninjects(t *testing.T) {
 	}
 }
 
+// contradictedRecord is file injected, its record edited by replacing
+// edit[0] with edit[1], checked to be no longer trusted.
+func contradictedRecord(t *testing.T, file string, edit [2]string) *appsv1.Deployment {
+	t.Helper()
+	injected, _ := mustInject(t, injectiontest.ReadDeployment(t, file))
+	raw := injected.Annotations[contract.AnnotationInjected]
+	if !strings.Contains(raw, edit[0]) {
+		t.Fatalf("record %s lacks %s", raw, edit[0])
+	}
+	injected.Annotations[contract.AnnotationInjected] = strings.Replace(raw, edit[0], edit[1], 1)
+	if _, trusted, _ := readRecord(injected); trusted {
+		t.Fatalf("a record edited from %s to %s is trusted", edit[0], edit[1])
+	}
+	return injected
+}
+
 // A well-formed record whose Secret, clone or hosts are not those of the
 // seed container and auth volume it sits beside is not trusted: trusting it
 // would take our own env for the user's and leave the password behind.
@@ -338,15 +354,7 @@ func TestRecordMustMatchTheSeedAndVolume(t *testing.T) {
 		"hosts":  {`"hosts":["github.com"]`, `"hosts":["example.com"]`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			injected, _ := mustInject(t, injectiontest.ReadDeployment(t, injectiontest.FluxFixture))
-			raw := injected.Annotations[contract.AnnotationInjected]
-			if !strings.Contains(raw, edit[0]) {
-				t.Fatalf("record %s lacks %s", raw, edit[0])
-			}
-			injected.Annotations[contract.AnnotationInjected] = strings.Replace(raw, edit[0], edit[1], 1)
-			if _, trusted, _ := readRecord(injected); trusted {
-				t.Fatal("a record that contradicts the seed is trusted")
-			}
+			injected := contradictedRecord(t, injectiontest.FluxFixture, edit)
 			delete(injected.Labels, contract.LabelInject)
 			out, warnings, err := Mutate(injected, nil, testSettings())
 			if err != nil || count(warnings, contract.AnnotationInjected) != 1 {
