@@ -106,6 +106,23 @@ func scrape(h http.Handler, path, token string) int {
 	return rec.Code
 }
 
+// floodOfBogusTokens scrapes with n distinct tokens the API server does
+// not know, named after prefix, and counts the answers 429; any answer but
+// 401 or 429 fails the test.
+func floodOfBogusTokens(t *testing.T, h http.Handler, prefix string, n int) (limited int) {
+	t.Helper()
+	for i := range n {
+		switch code := scrape(h, "/metrics", fmt.Sprintf("%s-%d", prefix, i)); code {
+		case http.StatusTooManyRequests:
+			limited++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("bogus token: %d", code)
+		}
+	}
+	return limited
+}
+
 // Repeated scrapes cost the API server no more reviews than the first:
 // answers (allowed, forbidden, unauthenticated) are cached by token and
 // attributes, and another path or token is reviewed on its own.
@@ -137,16 +154,7 @@ func TestUnknownTokensAreRateLimited(t *testing.T) {
 	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
 		t.Fatalf("scraper: %d", got)
 	}
-	limited := 0
-	for i := range 200 {
-		switch code := scrape(h, "/metrics", fmt.Sprintf("bogus-%d", i)); code {
-		case http.StatusTooManyRequests:
-			limited++
-		case http.StatusUnauthorized:
-		default:
-			t.Fatalf("bogus token: %d", code)
-		}
-	}
+	limited := floodOfBogusTokens(t, h, "bogus", 200)
 	// The test runs well under a second: at most the burst, plus what the
 	// rate refills meanwhile.
 	if tr := api.tokenReviews.Load(); tr > metricsReviewBurst+metricsReviewsPerSecond {
@@ -234,16 +242,8 @@ func TestAFloodOfBogusTokensDoesNotStarveTheScraper(t *testing.T) {
 	const seconds, floodPerSecond, scrapeEvery = 3 * 60, 4 * metricsReviewsPerSecond, 30
 	scrapes, bogus, limited := 1, 0, 0
 	for second := range seconds {
-		for range floodPerSecond {
-			bogus++
-			switch code := scrape(h, "/metrics", fmt.Sprintf("bogus-%d", bogus)); code {
-			case http.StatusTooManyRequests:
-				limited++
-			case http.StatusUnauthorized:
-			default:
-				t.Fatalf("bogus token: %d", code)
-			}
-		}
+		limited += floodOfBogusTokens(t, h, fmt.Sprintf("bogus-%d", second), floodPerSecond)
+		bogus += floodPerSecond
 		// The scrape comes when the flood has spent the second's allowance.
 		if second%scrapeEvery == 0 {
 			scrapes++
@@ -275,9 +275,7 @@ func TestAKnownTokensAllowanceIsItsOwn(t *testing.T) {
 			t.Fatalf("%s: %d", token, got)
 		}
 	}
-	for i := range metricsReviewBurst {
-		scrape(h, "/metrics", fmt.Sprintf("bogus-%d", i))
-	}
+	floodOfBogusTokens(t, h, "bogus", metricsReviewBurst)
 	before := api.tokenReviews.Load()
 	limited := 0
 	for i := range 50 {
@@ -296,9 +294,7 @@ func TestAKnownTokensAllowanceIsItsOwn(t *testing.T) {
 		t.Errorf("%d of 50 paths of a known token answered 429, want %d", limited, 50-(metricsKnownReviewBurst))
 	}
 	now.Step(metricsDecisionTTL + time.Second)
-	for i := range 2 * metricsReviewBurst {
-		scrape(h, "/metrics", fmt.Sprintf("bogus-again-%d", i))
-	}
+	floodOfBogusTokens(t, h, "bogus-again", 2*metricsReviewBurst)
 	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
 		t.Errorf("the scraper got %d after another token spent its allowance, want 200", got)
 	}
