@@ -23,11 +23,13 @@ func TestOnlyTheSeedsLeftoversAreRemoved(t *testing.T) {
 		t.Errorf("the clone holds the staging sentinel")
 	}
 	owner := filepath.Dir(v.workspace())
+	hostDir := filepath.Dir(owner)
 	kept := []string{
 		filepath.Join(v.claim, ".notes.seed-2025-backup", "notes.md"), // not the exact name
 		filepath.Join(v.claim, ".notes.seed-2025", "notes.md"),        // the name, no sentinel
 		filepath.Join(v.root, ".above.seed-7", sentinel),              // above the claim
 		filepath.Join(owner, ".other.seed-clone.tmp-1"),               // another clone's
+		filepath.Join(hostDir, "..tools.seed-clone.tmp-5"),            // the marker's name, not beside the clone
 	}
 	removed := []string{
 		filepath.Join(v.claim, ".workspace.seed-42", sentinel),

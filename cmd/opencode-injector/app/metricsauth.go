@@ -10,17 +10,18 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
-// How the metrics port's answers are cached and its reviews limited.
+// How the metrics port's answers are cached (metricsallowance.go bounds
+// the reviews of tokens not in the cache).
 const (
 	// metricsDecisionTTL is how long an answer for a token stays valid: a
 	// scrape every 30 s costs the API server two reviews a minute, and a
@@ -29,12 +30,6 @@ const (
 	// metricsDecisionsMax bounds the cache; the least recently used
 	// answer goes first.
 	metricsDecisionsMax = 1024
-	// metricsReviewsPerSecond and metricsReviewBurst bound the
-	// TokenReviews asked for tokens not in the cache; past them the port
-	// answers 429, so a flood of distinct bogus tokens cannot turn into
-	// unbounded API calls.
-	metricsReviewsPerSecond = 5
-	metricsReviewBurst      = 10
 )
 
 // decision is the answer for one token, path and verb.
@@ -53,38 +48,46 @@ type decision struct {
 type metricsAuthorizer struct {
 	clients   kubernetes.Interface
 	decisions *cache.LRUExpireCache // decisionKey -> decision
-	reviews   *rate.Limiter         // TokenReviews of tokens not in the cache
+	reviews   *reviewAllowances     // TokenReviews of tokens not in the cache
 }
 
-// metricsAuth is the metrics server's filter.
+// metricsAuth is the metrics server's filter provider.
 func metricsAuth(cfg *rest.Config, httpClient *http.Client) (metricsserver.Filter, error) {
 	cs, err := kubernetes.NewForConfigAndClient(cfg, httpClient)
 	if err != nil {
 		return nil, err
 	}
-	a := &metricsAuthorizer{
-		clients:   cs,
-		decisions: cache.NewLRUExpireCache(metricsDecisionsMax),
-		reviews:   rate.NewLimiter(metricsReviewsPerSecond, metricsReviewBurst),
+	return newMetricsAuthorizer(cs, clock.RealClock{}).filter, nil
+}
+
+// newMetricsAuthorizer reads the time for its cache and allowances from
+// clock (a test's fake clock steps past an answer's expiry).
+func newMetricsAuthorizer(clients kubernetes.Interface, clock cache.Clock) *metricsAuthorizer {
+	return &metricsAuthorizer{
+		clients:   clients,
+		decisions: cache.NewLRUExpireCacheWithClock(metricsDecisionsMax, clock),
+		reviews:   newReviewAllowances(clock),
 	}
-	return func(log logr.Logger, next http.Handler) (http.Handler, error) {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || token == "" {
-				http.Error(w, "Unauthorized: send a bearer token allowed to GET "+r.URL.Path, http.StatusUnauthorized)
-				return
-			}
-			d := a.decide(r.Context(), log, token, r.URL.Path, strings.ToLower(r.Method))
-			if d.code == http.StatusTooManyRequests {
-				w.Header().Set("Retry-After", "1")
-			}
-			if d.code != http.StatusOK {
-				http.Error(w, d.message, d.code)
-				return
-			}
-			next.ServeHTTP(w, r)
-		}), nil
-	}, nil
+}
+
+// filter is the metrics server's filter.
+func (a *metricsAuthorizer) filter(log logr.Logger, next http.Handler) (http.Handler, error) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			http.Error(w, "Unauthorized: send a bearer token allowed to GET "+r.URL.Path, http.StatusUnauthorized)
+			return
+		}
+		d := a.decide(r.Context(), log, token, r.URL.Path, strings.ToLower(r.Method))
+		if d.code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+		if d.code != http.StatusOK {
+			http.Error(w, d.message, d.code)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), nil
 }
 
 // decisionKey keys the cache by a hash of the token (the token itself is
@@ -102,13 +105,18 @@ func (a *metricsAuthorizer) decide(ctx context.Context, log logr.Logger, token, 
 	if d, ok := a.decisions.Get(key); ok {
 		return d.(decision)
 	}
-	if !a.reviews.Allow() {
-		return decision{http.StatusTooManyRequests, fmt.Sprintf("Too many unknown tokens (more than %d a second): retry later", metricsReviewsPerSecond)}
+	if !a.reviews.allow(token) {
+		return decision{http.StatusTooManyRequests, "Too many token reviews: retry later"}
 	}
 	d, err := a.review(ctx, token, path, verb)
 	if err != nil {
 		log.Error(err, "review a token for the metrics port", "path", path)
 		return decision{http.StatusInternalServerError, "the token could not be reviewed"}
+	}
+	// review answers 401 only for a token the API server did not
+	// authenticate; any other answer makes the token known.
+	if d.code != http.StatusUnauthorized {
+		a.reviews.authenticated(token)
 	}
 	a.decisions.Add(key, d, metricsDecisionTTL)
 	return d

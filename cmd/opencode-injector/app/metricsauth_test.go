@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 // countingAPIServer answers TokenReviews and SubjectAccessReviews as a
@@ -52,9 +52,11 @@ func (s *countingAPIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// jsonConfig is a client config of the counting server, which speaks JSON.
+// jsonConfig is a client config of the counting server, which speaks JSON;
+// client-go's own rate limit is lifted, so only the authorizer's limits
+// count.
 func jsonConfig(host string) *rest.Config {
-	return &rest.Config{Host: host, ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"}}
+	return &rest.Config{Host: host, QPS: 1000, Burst: 1000, ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"}}
 }
 
 func metricsFilter(t *testing.T) (http.Handler, *countingAPIServer) {
@@ -66,11 +68,32 @@ func metricsFilter(t *testing.T) (http.Handler, *countingAPIServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return metricsHandler(t, filter), api
+}
+
+// metricsHandler is the filter in front of a handler that serves metrics.
+func metricsHandler(t *testing.T, filter metricsserver.Filter) http.Handler {
+	t.Helper()
 	h, err := filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h, api
+	return h
+}
+
+// fakeClockAuthorizer is an authorizer of a counting API server whose
+// cache and allowances read the time from a fake clock.
+func fakeClockAuthorizer(t *testing.T) (*metricsAuthorizer, *countingAPIServer, *clocktesting.FakeClock) {
+	t.Helper()
+	api := &countingAPIServer{}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	cs, err := kubernetes.NewForConfigAndClient(jsonConfig(srv.URL), srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clocktesting.NewFakeClock(time.Now())
+	return newMetricsAuthorizer(cs, now), api, now
 }
 
 func scrape(h http.Handler, path, token string) int {
@@ -81,6 +104,23 @@ func scrape(h http.Handler, path, token string) int {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec.Code
+}
+
+// floodOfBogusTokens scrapes with n distinct tokens the API server does
+// not know, named after prefix, and counts the answers 429; any answer but
+// 401 or 429 fails the test.
+func floodOfBogusTokens(t *testing.T, h http.Handler, prefix string, n int) (limited int) {
+	t.Helper()
+	for i := range n {
+		switch code := scrape(h, "/metrics", fmt.Sprintf("%s-%d", prefix, i)); code {
+		case http.StatusTooManyRequests:
+			limited++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("bogus token: %d", code)
+		}
+	}
+	return limited
 }
 
 // Repeated scrapes cost the API server no more reviews than the first:
@@ -114,16 +154,7 @@ func TestUnknownTokensAreRateLimited(t *testing.T) {
 	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
 		t.Fatalf("scraper: %d", got)
 	}
-	limited := 0
-	for i := range 200 {
-		switch code := scrape(h, "/metrics", fmt.Sprintf("bogus-%d", i)); code {
-		case http.StatusTooManyRequests:
-			limited++
-		case http.StatusUnauthorized:
-		default:
-			t.Fatalf("bogus token: %d", code)
-		}
-	}
+	limited := floodOfBogusTokens(t, h, "bogus", 200)
 	// The test runs well under a second: at most the burst, plus what the
 	// rate refills meanwhile.
 	if tr := api.tokenReviews.Load(); tr > metricsReviewBurst+metricsReviewsPerSecond {
@@ -147,15 +178,8 @@ func TestUnknownTokensAreRateLimited(t *testing.T) {
 // The cache is bounded in size (the least recently used answer goes first)
 // and in time (an answer is reviewed again after metricsDecisionTTL).
 func TestMetricsCacheIsBoundedInSizeAndTime(t *testing.T) {
-	api := &countingAPIServer{}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	cs, err := kubernetes.NewForConfigAndClient(jsonConfig(srv.URL), srv.Client())
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := clocktesting.NewFakeClock(time.Now())
-	a := &metricsAuthorizer{clients: cs, decisions: cache.NewLRUExpireCacheWithClock(2, now), reviews: rate.NewLimiter(rate.Inf, 0)}
+	a, api, now := fakeClockAuthorizer(t)
+	a.decisions = cache.NewLRUExpireCacheWithClock(2, now)
 	reviewsFor := func(tokens ...string) int64 {
 		before := api.tokenReviews.Load()
 		for _, tok := range tokens {
@@ -194,5 +218,84 @@ func TestMetricsCacheKeyIsFixedSize(t *testing.T) {
 	}
 	if len(keys) != 5 {
 		t.Errorf("distinct requests share a key: %d keys for 5", len(keys))
+	}
+}
+
+// Issue 18, finding 7: a flood of distinct bogus tokens, far past the
+// unknown tokens' limit and across every expiry of the real scraper's
+// cached answer, does not starve the scraper. A token the API server
+// authenticated is reviewed again out of an allowance of its own, and only
+// such a token takes a place among the known (the flood reviews more bogus
+// tokens a minute than there are places): the scraper, scraping every 30 s,
+// keeps getting 200, the bogus tokens 429, and the TokenReviews stay within
+// the rate.
+func TestAFloodOfBogusTokensDoesNotStarveTheScraper(t *testing.T) {
+	if metricsReviewsPerSecond*metricsDecisionTTL/time.Second <= metricsKnownMax {
+		t.Fatal("a minute of the flood must review more bogus tokens than there are places for known tokens")
+	}
+	a, api, now := fakeClockAuthorizer(t)
+	h := metricsHandler(t, a.filter)
+	// The scraper scraped before the flood began.
+	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
+		t.Fatalf("scraper: %d", got)
+	}
+	const seconds, floodPerSecond, scrapeEvery = 3 * 60, 4 * metricsReviewsPerSecond, 30
+	scrapes, bogus, limited := 1, 0, 0
+	for second := range seconds {
+		limited += floodOfBogusTokens(t, h, fmt.Sprintf("bogus-%d", second), floodPerSecond)
+		bogus += floodPerSecond
+		// The scrape comes when the flood has spent the second's allowance.
+		if second%scrapeEvery == 0 {
+			scrapes++
+			if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
+				t.Fatalf("at %d s of a flood of bogus tokens the scraper got %d, want 200", second, got)
+			}
+		}
+		now.Step(time.Second)
+	}
+	reviewed := int64(metricsReviewBurst + metricsReviewsPerSecond*seconds)
+	if tr, most := api.tokenReviews.Load(), reviewed+int64(scrapes); tr > most {
+		t.Errorf("%d bogus tokens in %d s cost %d TokenReviews, want at most %d", bogus, seconds, tr, most)
+	}
+	if int64(limited) < int64(bogus)-reviewed {
+		t.Errorf("%d of %d bogus tokens answered 429, want at least %d", limited, bogus, int64(bogus)-reviewed)
+	}
+}
+
+// A known token's own allowance is bounded too, and is its own: a token the
+// API server authenticates (but may not read the metrics) asking for
+// distinct paths costs at most metricsKnownReviewBurst reviews, then 429,
+// and neither it nor the unknown tokens' flood takes the scraper's
+// allowance.
+func TestAKnownTokensAllowanceIsItsOwn(t *testing.T) {
+	a, api, now := fakeClockAuthorizer(t)
+	h := metricsHandler(t, a.filter)
+	for _, token := range []string{"scraper", "stranger"} {
+		if got := scrape(h, "/metrics", token); got == http.StatusTooManyRequests {
+			t.Fatalf("%s: %d", token, got)
+		}
+	}
+	floodOfBogusTokens(t, h, "bogus", metricsReviewBurst)
+	before := api.tokenReviews.Load()
+	limited := 0
+	for i := range 50 {
+		switch code := scrape(h, fmt.Sprintf("/metrics/%d", i), "stranger"); code {
+		case http.StatusTooManyRequests:
+			limited++
+		case http.StatusForbidden:
+		default:
+			t.Fatalf("stranger: %d", code)
+		}
+	}
+	if tr := api.tokenReviews.Load() - before; tr != metricsKnownReviewBurst {
+		t.Errorf("50 paths of a known token cost %d TokenReviews, want %d", tr, metricsKnownReviewBurst)
+	}
+	if limited != 50-(metricsKnownReviewBurst) {
+		t.Errorf("%d of 50 paths of a known token answered 429, want %d", limited, 50-(metricsKnownReviewBurst))
+	}
+	now.Step(metricsDecisionTTL + time.Second)
+	floodOfBogusTokens(t, h, "bogus-again", 2*metricsReviewBurst)
+	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
+		t.Errorf("the scraper got %d after another token spent its allowance, want 200", got)
 	}
 }
