@@ -30,8 +30,8 @@ const (
 )
 
 // serverBinaries builds opencode-injector (or takes BENCH_INJECTOR_BINARY,
-// e.g. one built from an older commit, for its figures beside these) and
-// the baseline server; it returns the two paths.
+// e.g. one built from an older commit with the same flags, for its figures
+// beside these) and the baseline server; it returns the two paths.
 func serverBinaries(b *testing.B, root string) (injector, baseline string) {
 	b.Helper()
 	dir := b.TempDir()
@@ -42,8 +42,10 @@ func serverBinaries(b *testing.B, root string) (injector, baseline string) {
 		pkgs = append(pkgs, "./cmd/opencode-injector")
 	}
 	for _, pkg := range pkgs {
-		build := exec.Command("go", "build", "-o", dir, pkg)
-		build.Dir, build.Stderr = root, os.Stderr
+		// As `make build` builds the image's binary: its pages are part
+		// of the resident memory measured.
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dir, pkg)
+		build.Dir, build.Stderr, build.Env = root, os.Stderr, append(os.Environ(), "CGO_ENABLED=0")
 		if err := build.Run(); err != nil {
 			b.Fatalf("build %s: %v", pkg, err)
 		}
