@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -28,15 +27,6 @@ import (
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
-
-// createsPerPhase is how many Deployments each phase of a round creates
-// (BENCH_CREATES).
-func createsPerPhase() int {
-	if n, err := strconv.Atoi(os.Getenv("BENCH_CREATES")); err == nil && n > 0 {
-		return n
-	}
-	return 200
-}
 
 // phaseLabel selects, on a namespace, the one webhook its creates go
 // through: every webhook stays registered and the rounds interleave.
@@ -78,7 +68,7 @@ func BenchmarkDeploymentCreate(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	creates, rounds := createsPerPhase(), 3
+	creates, rounds := envInt("BENCH_CREATES", 200), 3 // per phase and round
 
 	// The minimal and the patch-echo webhooks, on the same library and TLS
 	// setup as ours; ours in process.

@@ -7,20 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 )
-
-// reviewRate is the open loop's fixed rate (BENCH_RATE, reviews/s).
-func reviewRate() int {
-	if r, err := strconv.Atoi(os.Getenv("BENCH_RATE")); err == nil && r > 0 {
-		return r
-	}
-	return 500
-}
 
 // BenchmarkServerMemory measures resident memory of real processes, with
 // 200 injected workspaces in the cluster: `opencode-injector serve` idle
@@ -32,7 +22,7 @@ func reviewRate() int {
 // -benchtime 1x.
 func BenchmarkServerMemory(b *testing.B) {
 	servers, body := serverSetup(b)
-	d, rate := loadDuration(), reviewRate()
+	d, rate := loadDuration(), envInt("BENCH_RATE", 500) // reviews/s
 	const concurrency, rounds = 16, 3
 	var idle, peak = map[string][]int64{}, map[string][]int64{}
 	for round := 1; round <= rounds; round++ {

@@ -184,6 +184,14 @@ func (p *serverProcess) memory(b *testing.B) (rss, peak int64) {
 	return rss, peak
 }
 
+// envInt is the environment variable name as a positive number, else def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 // verdict is how a figure stands against its target.
