@@ -148,7 +148,7 @@ func reportCreates(phases []createPhase, results map[string][]phaseResult) {
 	fmt.Printf("webhook call time: ours %s vs patch-echo's %s: %.2fx (target <= 1.1x): %s\n", ms(p["ours"].call), ms(p["echo"].call), ratio, verdict(ratio <= 1.1))
 	fmt.Printf("API server CPU per create: ours %s vs patch-echo's %s: %.2fx; minimal webhook %s, no webhook %s (no target)\n",
 		ms(p["ours"].cpu), ms(p["echo"].cpu), float64(p["ours"].cpu)/float64(p["echo"].cpu), ms(p["minimal"].cpu), ms(p["none"].cpu))
-	fmt.Printf("with storage (our review reads the claim and asks a SubjectAccessReview): call time ours %s vs patch-echo's %s: +%s for the two reads (measured, no target)\n",
+	fmt.Printf("with storage (our review reads the claim and asks a SubjectAccessReview): call time ours %s vs patch-echo's %s: +%s for the SubjectAccessReview and the claim read (measured, no target)\n",
 		ms(p["ours-storage"].call), ms(p["echo-storage"].call), ms(p["ours-storage"].call-p["echo-storage"].call))
 	gain := func(label string) time.Duration { return p[label].p50 - p["none"].p50 }
 	ours, echo := float64(gain("ours"))/float64(gain("minimal")), float64(gain("echo"))/float64(gain("minimal"))
