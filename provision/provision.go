@@ -62,7 +62,8 @@ const (
 )
 
 // CacheOptions limit the manager's cache to what the controller watches:
-// labeled Deployments and the claims the injector created.
+// labeled Deployments (their metadata: see DeploymentMetadata) and the
+// claims the injector created.
 func CacheOptions() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:            {Label: labels.SelectorFromSet(labels.Set{contract.LabelInject: contract.LabelInjectEnabled})},
@@ -70,8 +71,25 @@ func CacheOptions() map[client.Object]cache.ByObject {
 	}
 }
 
+// DeploymentMetadata is an empty Deployment read as metadata only: the
+// provisioner and the scale guard read nothing else of it, so the manager
+// caches the labeled Deployments' metadata, never their pod templates.
+// Every read of a Deployment through the manager's cache must use it (a
+// typed read would start a second informer holding whole objects).
+func DeploymentMetadata() *metav1.PartialObjectMetadata {
+	d := &metav1.PartialObjectMetadata{}
+	d.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	return d
+}
+
+func deploymentMetadataList() *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{}
+	l.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("DeploymentList"))
+	return l
+}
+
 // Reconciler creates missing claims. Deployments come from the manager's
-// cache (labeled ones only); claims are read from the API server itself, so
+// cache (labeled ones only, metadata only); claims are read from the API server itself, so
 // a claim declared in Git (not in the cache) is seen too.
 type Reconciler struct {
 	Deployments client.Reader // the manager's cached client
@@ -101,7 +119,7 @@ func Add(mgr ctrl.Manager, identity string) error {
 		Named("claim-provisioner").
 		// Tests run several managers in one process.
 		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).
-		For(&appsv1.Deployment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&appsv1.Deployment{}, builder.OnlyMetadata, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// A claim the injector created that is deleted is created again
 		// (empty) while its Deployment still asks for it.
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsOf), builder.WithPredicates(predicate.Funcs{
@@ -117,8 +135,8 @@ func Add(mgr ctrl.Manager, identity string) error {
 
 // deploymentsOf are the cached Deployments whose workspace is the claim.
 func (r *Reconciler) deploymentsOf(ctx context.Context, o client.Object) []reconcile.Request {
-	var list appsv1.DeploymentList
-	if err := r.Deployments.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+	list := deploymentMetadataList()
+	if err := r.Deployments.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
 		logf.FromContext(ctx).Error(err, "list Deployments for a deleted claim", "namespace", o.GetNamespace(), "claim", o.GetName())
 		return nil
 	}
@@ -133,8 +151,8 @@ func (r *Reconciler) deploymentsOf(ctx context.Context, o client.Object) []recon
 
 // deploymentsIn are the cached Deployments of the namespace o.
 func (r *Reconciler) deploymentsIn(ctx context.Context, o client.Object) []reconcile.Request {
-	var list appsv1.DeploymentList
-	if err := r.Deployments.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+	list := deploymentMetadataList()
+	if err := r.Deployments.List(ctx, list, client.InNamespace(o.GetName())); err != nil {
 		logf.FromContext(ctx).Error(err, "list Deployments of a relabeled namespace", "namespace", o.GetName())
 		return nil
 	}
@@ -150,8 +168,8 @@ func (r *Reconciler) deploymentsIn(ctx context.Context, o client.Object) []recon
 // another class. It never updates or deletes a claim.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := logf.FromContext(ctx)
-	var d appsv1.Deployment
-	if err := r.Deployments.Get(ctx, req.NamespacedName, &d); err != nil {
+	d := DeploymentMetadata()
+	if err := r.Deployments.Get(ctx, req.NamespacedName, d); err != nil {
 		// Gone, or no longer labeled: its claim stays.
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -171,7 +189,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	want, err := contract.ParseStorage(d.Annotations)
 	if err != nil {
 		// Admitted before the annotation was checked: say so, create nothing.
-		r.event(&d, nil, corev1.EventTypeWarning, ReasonFailed, "%s", err.Error())
+		r.event(d, nil, corev1.EventTypeWarning, ReasonFailed, "%s", err.Error())
 		return reconcile.Result{}, nil
 	}
 	if want == nil {
@@ -186,7 +204,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if problems := Mismatch(&existing, *want); len(problems) > 0 {
 			msg := strings.Join(problems, "; ")
 			log.Info("the existing claim differs from what the Deployment asks", "problems", contract.HideTokens(msg))
-			r.event(&d, &existing, corev1.EventTypeWarning, ReasonMismatch, "%s (replica %s)", msg, r.Identity)
+			r.event(d, &existing, corev1.EventTypeWarning, ReasonMismatch, "%s (replica %s)", msg, r.Identity)
 		}
 		return reconcile.Result{}, nil
 	case !apierrors.IsNotFound(err):
@@ -199,18 +217,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			// next reconcile compares it.
 			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
-		r.event(&d, nil, corev1.EventTypeWarning, ReasonFailed, "cannot create PersistentVolumeClaim %s: %v", name, err)
+		r.event(d, nil, corev1.EventTypeWarning, ReasonFailed, "cannot create PersistentVolumeClaim %s: %v", name, err)
 		return reconcile.Result{}, fmt.Errorf("create PersistentVolumeClaim %s/%s: %w", d.Namespace, name, err)
 	}
 	log.Info("created the workspace claim", "size", want.Size.String(), "storageClass", classOrDefault(want.Class), "replica", r.Identity)
-	r.event(&d, pvc, corev1.EventTypeNormal, ReasonProvisioned, "created PersistentVolumeClaim %s (%s, storage class %s, ReadWriteOnce; never deleted by the injector) on replica %s",
+	r.event(d, pvc, corev1.EventTypeNormal, ReasonProvisioned, "created PersistentVolumeClaim %s (%s, storage class %s, ReadWriteOnce; never deleted by the injector) on replica %s",
 		name, want.Size.String(), classOrDefault(want.Class), r.Identity)
 	return reconcile.Result{}, nil
 }
 
 // event reports on the Deployment, with token-like values hidden (the
 // annotations' values are anyone's to write).
-func (r *Reconciler) event(d *appsv1.Deployment, related runtime.Object, eventType, reason, format string, args ...any) {
+func (r *Reconciler) event(d *metav1.PartialObjectMetadata, related runtime.Object, eventType, reason, format string, args ...any) {
 	r.Recorder.Eventf(d, related, eventType, reason, "Provision", "%s", contract.HideTokens(fmt.Sprintf(format, args...)))
 }
 

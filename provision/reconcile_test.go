@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -37,7 +39,27 @@ func workspaceIn(namespace string, edit func(*appsv1.Deployment)) *appsv1.Deploy
 func reconcilerOf(objs ...client.Object) (*Reconciler, client.Client, *events.FakeRecorder) {
 	c := fake.NewClientBuilder().WithObjects(objs...).Build()
 	rec := events.NewFakeRecorder(10)
-	return &Reconciler{Deployments: c, Namespaces: c, Claims: c, Writer: c, Recorder: rec, Identity: "injector-0"}, c, rec
+	return &Reconciler{Deployments: metadataOnly(c), Namespaces: c, Claims: c, Writer: c, Recorder: rec, Identity: "injector-0"}, c, rec
+}
+
+// metadataOnly is c refusing typed Deployment reads: the manager's cache
+// holds the Deployments' metadata only, and a typed read would start a
+// second informer holding whole objects.
+func metadataOnly(c client.WithWatch) client.Reader {
+	return interceptor.NewClient(c, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, typed := obj.(*appsv1.Deployment); typed {
+				return errors.New("a typed Deployment read: read DeploymentMetadata")
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, typed := list.(*appsv1.DeploymentList); typed {
+				return errors.New("a typed Deployment list: list metadata")
+			}
+			return c.List(ctx, list, opts...)
+		},
+	})
 }
 
 func namespaceWith(name string, labels map[string]string) *corev1.Namespace {

@@ -7,14 +7,13 @@ import (
 	"net/http"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/angryninja/opencode-injector/contract"
-	"github.com/angryninja/opencode-injector/injection"
+	"github.com/angryninja/opencode-injector/provision"
 )
 
 // ScalePath is where the API server sends reviews of deployments/scale;
@@ -28,7 +27,8 @@ const ScalePath = "/scale"
 // up instead.
 type ScaleGuard struct {
 	// Deployments reads the manager's cache, which holds labeled
-	// Deployments only: any other is simply not found.
+	// Deployments only (their metadata: the guard reads the label): any
+	// other is simply not found.
 	Deployments client.Reader
 	// Live confirms a cache miss with the API server: a Deployment labeled a
 	// moment ago may not have reached the cache yet.
@@ -53,18 +53,18 @@ func (g *ScaleGuard) handle(ctx context.Context, req admission.Request) admissio
 	if scale.Spec.Replicas <= 1 {
 		return admission.Allowed("")
 	}
-	var d appsv1.Deployment
+	d := provision.DeploymentMetadata()
 	key := client.ObjectKey{Namespace: req.Namespace, Name: req.Name}
-	err := g.Deployments.Get(ctx, key, &d)
+	err := g.Deployments.Get(ctx, key, d)
 	if apierrors.IsNotFound(err) && g.Live != nil {
-		err = g.Live.Get(ctx, key, &d)
+		err = g.Live.Get(ctx, key, d)
 	}
 	switch {
 	case apierrors.IsNotFound(err):
 		return admission.Allowed("not a workspace")
 	case err != nil:
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("look up deployment %s/%s: %w", req.Namespace, req.Name, err))
-	case !injection.Enabled(&d):
+	case d.Labels[contract.LabelInject] != contract.LabelInjectEnabled:
 		return admission.Allowed("not a workspace")
 	}
 	return admission.Denied(fmt.Sprintf("deployment %s is an OpenCode workspace (label %s): it runs exactly one pod, since its ReadWriteOnce claim attaches to one node; "+

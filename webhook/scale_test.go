@@ -38,8 +38,18 @@ func scaleRequest(t *testing.T, namespace, name string, replicas int32) admissio
 	}}
 }
 
+// readerOf refuses typed Deployment reads: the manager's cache holds the
+// Deployments' metadata only, and a typed read would start a second
+// informer holding whole objects.
 func readerOf(objs ...client.Object) client.Reader {
-	return fake.NewClientBuilder().WithObjects(objs...).Build()
+	return interceptor.NewClient(fake.NewClientBuilder().WithObjects(objs...).Build(), interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, typed := obj.(*appsv1.Deployment); typed {
+				return errors.New("a typed Deployment read: read provision.DeploymentMetadata")
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
 }
 
 func TestScaleGuard(t *testing.T) {

@@ -1,45 +1,56 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/injection"
 	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
-const creates = 200
+// phaseLabel selects, on a namespace, the one webhook its creates go
+// through: every webhook stays registered and the rounds interleave.
+const phaseLabel = "bench.example/phase"
 
-// BenchmarkDeploymentCreate creates the flux fixture 200 times on a real API
-// server with no webhook, with a minimal mutating webhook (it adds one
-// annotation) and with opencode-injector, in the same run, and prints the
-// latency each create gains (p50, p99) and how many times per create the
-// API server ran its mutating webhook plugin and called the webhook (its
-// own metrics; reinvocationPolicy IfNeeded runs the plugin again after any
-// mutation). Run it once: -benchtime 1x.
+// createPhase is one way of creating the fixture.
+type createPhase struct {
+	name, label string
+	url         string // the webhook's; empty: none
+	storage     bool   // the Deployment asks for a claim (storage annotation)
+	applied     func(*appsv1.Deployment) bool
+}
+
+// BenchmarkDeploymentCreate creates the flux fixture on a real API server
+// with no webhook, through a minimal mutating webhook (it adds one
+// annotation), through a patch-echo webhook (it answers our exact patch,
+// computed before the run) and through opencode-injector, in interleaved
+// rounds; then the patch-echo webhook and ours again on a Deployment that
+// asks for storage (our review then reads the claim and asks a
+// SubjectAccessReview of the API server). From the API server's own
+// metrics it prints, per phase and round, the webhook call time's mean
+// (its histogram's sum over count: the buckets are coarse) and the API
+// server's CPU seconds per create, and ours against the echo's over all
+// rounds with the target. Run it once: -benchtime 1x.
 func BenchmarkDeploymentCreate(b *testing.B) {
 	_, cfg, root := startAPIServer(b)
 	scheme := runtime.NewScheme()
@@ -51,21 +62,24 @@ func BenchmarkDeploymentCreate(b *testing.B) {
 		b.Fatal(err)
 	}
 	certDir, caPEM := servingCert(b)
-	d, err := manifest.FirstDeployment(fixture(b, root))
+	fixtureDeployment, err := manifest.FirstDeployment(fixture(b, root))
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	creates, rounds := envInt("BENCH_CREATES", 200), 3 // per phase and round
 
-	// The minimal mutating webhook, on the same library.
-	minimalPort := testenv.FreePort(b)
-	minimal := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: "127.0.0.1", Port: minimalPort, CertDir: certDir})
-	minimal.Register("/mutate", &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+	// The minimal and the patch-echo webhooks, on the same library and TLS
+	// setup as ours; ours in process.
+	port := testenv.FreePort(b)
+	baselines := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir, TLSOpts: app.TLSOptions(false)})
+	baselines.Register("/mutate", &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		return admission.Patched("", jsonpatch.NewOperation("add", "/metadata/annotations/bench.example~1mutated", "true"))
-	})})
-	go func() { _ = minimal.Start(ctx) }()
-	// opencode-injector, in process.
+	}), LogConstructor: webhook.LogConstructor})
+	echo := &echoPatches{decoder: admission.NewDecoder(scheme), patches: map[string][]byte{}}
+	baselines.Register("/echo", &admission.Webhook{Handler: echo, LogConstructor: webhook.LogConstructor})
+	go func() { _ = baselines.Start(ctx) }()
 	oursPort := testenv.FreePort(b)
 	mgr, err := app.NewManager(cfg, benchSettings, app.ServerOptions{Host: "127.0.0.1", Port: oursPort, CertDir: certDir, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
 	if err != nil {
@@ -73,86 +87,132 @@ func BenchmarkDeploymentCreate(b *testing.B) {
 	}
 	go func() { _ = mgr.Start(ctx) }()
 
+	baseURL := "https://127.0.0.1:" + strconv.Itoa(port)
+	oursURL := "https://127.0.0.1:" + strconv.Itoa(oursPort) + webhook.Path
+	mutated := func(d *appsv1.Deployment) bool { return d.Annotations["bench.example/mutated"] == "true" }
+	phases := []createPhase{
+		{name: "no webhook", label: "none", applied: func(*appsv1.Deployment) bool { return true }},
+		{name: "minimal mutating webhook", label: "minimal", url: baseURL + "/mutate", applied: mutated},
+		{name: "patch-echo webhook", label: "echo", url: baseURL + "/echo", applied: injection.IsInjected},
+		{name: "opencode-injector", label: "ours", url: oursURL, applied: injection.IsInjected},
+		{name: "patch-echo, storage", label: "echo-storage", url: baseURL + "/echo", storage: true, applied: injection.IsInjected},
+		{name: "opencode-injector, storage", label: "ours-storage", url: oursURL, storage: true, applied: injection.IsInjected},
+	}
+	object := func(p createPhase, ns, name string) *appsv1.Deployment {
+		d := fixtureDeployment.DeepCopy()
+		d.Namespace, d.Name = ns, name
+		if p.storage {
+			d.Annotations[contract.AnnotationStorage] = "1Gi"
+		}
+		return d
+	}
+	// Each round's namespace of each phase, made first: the echo's patches
+	// are computed for every Deployment it will see, before the run.
+	namespaces := make([]map[string]string, rounds)
+	for r := range namespaces {
+		namespaces[r] = map[string]string{}
+		for _, p := range phases {
+			namespaces[r][p.label] = createNamespace(ctx, b, c, map[string]string{phaseLabel: p.label})
+		}
+	}
+	defaults := createNamespace(ctx, b, c, nil)
+	for _, p := range phases {
+		if p.url != baseURL+"/echo" {
+			continue
+		}
+		for r := range rounds {
+			for i := -1; i < creates; i++ {
+				echo.precompute(ctx, b, c, object(p, namespaces[r][p.label], createdName(fixtureDeployment, i)), defaults)
+			}
+		}
+	}
 	deployed, err := testenv.WebhookConfiguration(root)
 	if err != nil {
 		b.Fatal(err)
 	}
-	type phase struct {
-		name    string
-		webhook *admissionregistrationv1.MutatingWebhookConfiguration
-		applied func(*appsv1.Deployment) bool
-	}
-	minimalCfg := deployed.DeepCopy()
-	minimalCfg.Name = "bench-minimal"
-	minimalCfg.Webhooks[0].Name = "minimal.bench.example"
-	minimalCfg.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:" + strconv.Itoa(minimalPort) + "/mutate"), CABundle: caPEM}
-	oursCfg := deployed.DeepCopy()
-	oursCfg.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:" + strconv.Itoa(oursPort) + webhook.Path), CABundle: caPEM}
-	phases := []phase{
-		{"no webhook", nil, func(*appsv1.Deployment) bool { return true }},
-		{"minimal mutating webhook", minimalCfg, func(d *appsv1.Deployment) bool { return d.Annotations["bench.example/mutated"] == "true" }},
-		{"opencode-injector", oursCfg, injection.IsInjected},
-	}
-	var baseP50, minimalP50 time.Duration
 	for _, p := range phases {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}
-		if err := c.Create(ctx, ns); err != nil {
+		if p.url == "" {
+			continue
+		}
+		w := deployed.DeepCopy()
+		w.Name = "bench-" + p.label
+		w.Webhooks[0].Name = p.label + ".bench.example"
+		w.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To(p.url), CABundle: caPEM}
+		sel := ptr.Deref(w.Webhooks[0].NamespaceSelector, metav1.LabelSelector{})
+		sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{Key: phaseLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{p.label}})
+		w.Webhooks[0].NamespaceSelector = &sel
+		if err := c.Create(ctx, w); err != nil {
 			b.Fatal(err)
 		}
-		if p.webhook != nil {
-			if err := c.Create(ctx, p.webhook); err != nil {
-				b.Fatal(err)
-			}
-			if err := waitApplied(ctx, c, d, ns.Name, p.applied); err != nil {
-				b.Fatalf("%s: %v", p.name, err)
-			}
+		if err := waitApplied(ctx, c, object(p, namespaces[0][p.label], createdName(fixtureDeployment, -1)), p.applied); err != nil {
+			b.Fatalf("%s: %v", p.name, err)
 		}
-		before := apiMetrics(b, cfg)
-		lat := make([]time.Duration, 0, creates)
-		for i := range creates {
-			obj := d.DeepCopy()
-			obj.Namespace, obj.Name = ns.Name, d.Name+"-"+strconv.Itoa(i)
-			start := time.Now()
-			if err := c.Create(ctx, obj); err != nil {
-				b.Fatalf("%s: %v", p.name, err)
+	}
+
+	results := map[string][]phaseResult{}
+	for r := range rounds {
+		for _, p := range phases {
+			ns := namespaces[r][p.label]
+			before := apiMetrics(b, cfg)
+			lat := make([]time.Duration, 0, creates)
+			for i := range creates {
+				obj := object(p, ns, createdName(fixtureDeployment, i))
+				start := time.Now()
+				if err := c.Create(ctx, obj); err != nil {
+					b.Fatalf("%s: %v", p.name, err)
+				}
+				lat = append(lat, time.Since(start))
+				if i == 0 && !p.applied(obj) {
+					b.Fatalf("%s: the webhook did not apply", p.name)
+				}
 			}
-			lat = append(lat, time.Since(start))
-			if i == 0 && !p.applied(obj) {
-				b.Fatalf("%s: the webhook did not apply", p.name)
-			}
+			res := phaseResult{creates: creates, latencies: lat, cpu: apiMetrics(b, cfg).cpu - before.cpu}
+			res.callSum, res.calls = callTime(before, apiMetrics(b, cfg), p.label+".bench.example")
+			results[p.label] = append(results[p.label], res)
+			fmt.Printf("round %d %-28s %s\n", r+1, p.name, res)
 		}
-		after := apiMetrics(b, cfg)
-		sorted := sortedCopy(lat)
-		p50, p99 := percentile(sorted, 0.5), percentile(sorted, 0.99)
-		line := fmt.Sprintf("%-26s create p50 %v, p99 %v", p.name, p50.Round(time.Microsecond), p99.Round(time.Microsecond))
-		switch p.name {
-		case "no webhook":
-			baseP50 = p50
-		default:
-			name := p.webhook.Webhooks[0].Name
-			plugin := after.plugin - before.plugin
-			calls := after.calls[name] - before.calls[name]
-			line += fmt.Sprintf("; gains p50 %v; per create: mutating plugin ran %.2f times, webhook called %.2f times",
-				(p50 - baseP50).Round(time.Microsecond), plugin/creates, calls/creates)
-			if p.name == "minimal mutating webhook" {
-				minimalP50 = p50
-			} else {
-				line += fmt.Sprintf("; gain %.2fx the minimal webhook's", float64(p50-baseP50)/float64(minimalP50-baseP50))
-			}
-			if err := c.Delete(ctx, p.webhook); err != nil {
-				b.Fatal(err)
-			}
-		}
-		fmt.Println(line)
+	}
+	sameObjects(ctx, b, c, namespaces[0]["echo"], namespaces[0]["ours"], createdName(fixtureDeployment, 0))
+	reportCreates(phases, results)
+}
+
+func createdName(d *appsv1.Deployment, i int) string {
+	if i < 0 {
+		return d.Name + "-probe"
+	}
+	return d.Name + "-" + strconv.Itoa(i)
+}
+
+func createNamespace(ctx context.Context, b *testing.B, c client.Client, labels map[string]string) string {
+	b.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-", Labels: labels}}
+	if err := c.Create(ctx, ns); err != nil {
+		b.Fatal(err)
+	}
+	return ns.Name
+}
+
+// sameObjects fails unless the echo's and our Deployment of one name were
+// stored alike: the echo answered our exact patch.
+func sameObjects(ctx context.Context, b *testing.B, c client.Client, echoNS, oursNS, name string) {
+	b.Helper()
+	var echoed, injected appsv1.Deployment
+	if err := c.Get(ctx, client.ObjectKey{Namespace: echoNS, Name: name}, &echoed); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: oursNS, Name: name}, &injected); err != nil {
+		b.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(echoed.Spec, injected.Spec) || !equality.Semantic.DeepEqual(echoed.Annotations, injected.Annotations) {
+		b.Fatal("the patch-echo webhook stored another Deployment than ours: its patch is not ours")
 	}
 }
 
-// waitApplied waits until a dry-run create shows the webhook applied.
-func waitApplied(ctx context.Context, c client.Client, d *appsv1.Deployment, ns string, applied func(*appsv1.Deployment) bool) error {
+// waitApplied waits until a dry-run create of d shows the webhook applied.
+func waitApplied(ctx context.Context, c client.Client, d *appsv1.Deployment, applied func(*appsv1.Deployment) bool) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		probe := d.DeepCopy()
-		probe.Namespace = ns
 		if err := c.Create(ctx, probe, client.DryRunAll); err == nil && applied(probe) {
 			return nil
 		}
@@ -161,53 +221,4 @@ func waitApplied(ctx context.Context, c client.Client, d *appsv1.Deployment, ns 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// admissionCounts are the API server's counts of mutating plugin runs and
-// of calls per webhook, for CREATE.
-type admissionCounts struct {
-	plugin float64
-	calls  map[string]float64
-}
-
-func apiMetrics(b *testing.B, cfg *rest.Config) admissionCounts {
-	b.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
-	if err != nil {
-		b.Fatal(err)
-	}
-	counts := admissionCounts{calls: map[string]float64{}}
-	for _, m := range families["apiserver_admission_controller_admission_duration_seconds"].GetMetric() {
-		l := labels(m.GetLabel())
-		if l["name"] == "MutatingAdmissionWebhook" && l["operation"] == "CREATE" && l["type"] == "admit" {
-			counts.plugin += float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	for _, m := range families["apiserver_admission_webhook_admission_duration_seconds"].GetMetric() {
-		l := labels(m.GetLabel())
-		if l["operation"] == "CREATE" && l["type"] == "admit" {
-			counts.calls[l["name"]] += float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return counts
-}
-
-func labels[L interface {
-	GetName() string
-	GetValue() string
-}](pairs []L) map[string]string {
-	m := map[string]string{}
-	for _, p := range pairs {
-		m[p.GetName()] = p.GetValue()
-	}
-	return m
 }

@@ -41,7 +41,7 @@ type ServerOptions struct {
 	// for GET /metrics, as kubebuilder projects do.
 	MetricsSecure bool
 	// EnableHTTP2 offers HTTP/2 on the webhook and metrics servers; off, they
-	// speak HTTP/1.1 only (see tlsOptions).
+	// speak HTTP/1.1 only (see TLSOptions).
 	EnableHTTP2             bool
 	HealthProbeBindAddress  string // "0" disables
 	LeaderElect             bool
@@ -82,7 +82,7 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 	if err != nil {
 		return nil, err
 	}
-	metricsOptions := metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOptions(o.EnableHTTP2)}
+	metricsOptions := metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: TLSOptions(o.EnableHTTP2)}
 	if o.MetricsSecure {
 		metricsOptions.SecureServing = true
 		metricsOptions.CertDir = o.CertDir
@@ -102,7 +102,7 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 		// managedFields (nothing here reads them; they are most of a
 		// cached object's size).
 		Cache:         cache.Options{ByObject: provision.CacheOptions(), DefaultTransform: cache.TransformStripManagedFields()},
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: tlsOptions(o.EnableHTTP2)}),
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: TLSOptions(o.EnableHTTP2)}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
