@@ -22,34 +22,23 @@ if [ -x "$dir/kustomize-controller" ]; then
   exit 0
 fi
 mkdir -p "$dir"
-log() { echo "flux-assets: $*" >&2; }
-buildlog="$dir/build.log"
-# quiet runs a build step, showing its output only when it fails.
-quiet() {
-  if ! "$@" >"$buildlog" 2>&1; then
-    cat "$buildlog" >&2
-    log "failed: $*"
-    return 1
-  fi
-}
-
+echo "flux-assets: building kustomize-controller v$KUSTOMIZE_CONTROLLER_VERSION from the Go module proxy (minutes, once)" >&2
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
-
-log "building kustomize-controller v$KUSTOMIZE_CONTROLLER_VERSION from the Go module proxy (a few minutes, once)"
-module="github.com/fluxcd/kustomize-controller@v$KUSTOMIZE_CONTROLLER_VERSION"
-src=$(go mod download -json "$module" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-[ -n "$src" ] || { log "go mod download $module failed"; exit 1; }
 mod=$(mktemp -d)
-trap 'rm -rf "$mod"' EXIT
-cp -r "$src/." "$mod"
-chmod -R u+w "$mod"
-(
-  cd "$mod"
-  # Its api module is a sibling directory in git, absent from the module's
-  # zip: use the published version its go.mod requires.
-  quiet go mod edit -dropreplace github.com/fluxcd/kustomize-controller/api
-  quiet go build -trimpath -ldflags "-s -w" -o "$dir/kustomize-controller.tmp" .
-)
+trap 'rm -rf "$mod" "$mod.log"' EXIT
+# The build's output is shown only when it fails.
+if ! (
+  src=$(go mod download -json "github.com/fluxcd/kustomize-controller@v$KUSTOMIZE_CONTROLLER_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$src" ] && cp -r "$src/." "$mod" && chmod -R u+w "$mod" && cd "$mod" &&
+    # Its api module is a sibling directory in git, absent from the module's
+    # zip: use the published version its go.mod requires.
+    go mod edit -dropreplace github.com/fluxcd/kustomize-controller/api &&
+    go build -trimpath -ldflags "-s -w" -o "$dir/kustomize-controller.tmp" .
+) >"$mod.log" 2>&1; then
+  cat "$mod.log" >&2
+  echo "flux-assets: building kustomize-controller v$KUSTOMIZE_CONTROLLER_VERSION failed" >&2
+  exit 1
+fi
 mv "$dir/kustomize-controller.tmp" "$dir/kustomize-controller"
-rm -f "$buildlog"
 echo "$dir"
