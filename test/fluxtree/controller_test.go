@@ -26,6 +26,7 @@ func kustomizeController(t *testing.T, root string) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(why)
 		}
+		fmt.Fprintf(os.Stderr, "%s: skipped: %s\n", t.Name(), why) // said without -v too
 		t.Skip(why)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "kustomize-controller")

@@ -110,27 +110,11 @@ type fixture struct {
 // creates the GitRepository it belongs to, and the cluster's settings.
 func startCluster(t *testing.T, root string) *fixture {
 	t.Helper()
-	assets, err := testenv.Assets(root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	crds, err := testenv.CRDFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true},
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start kube-apiserver and etcd from %s: %v", assets, err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	env, cfg := testenv.APIServer(t, root, crds)
 	user, err := env.AddUser(envtest.User{Name: "kustomize-controller", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
