@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/hack/chart/render"
@@ -23,20 +22,11 @@ import (
 // schemas, not a copy of them, judge the output.
 func TestRenderedValidatesServerSide(t *testing.T) {
 	root := repoRoot(t)
-	assets, err := testenv.Assets(root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	crds, err := testenv.CRDFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets, CRDInstallOptions: envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true}}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	_, cfg := testenv.APIServer(t, root, crds)
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		t.Fatal(err)
