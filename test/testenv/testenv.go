@@ -224,7 +224,7 @@ func (e *Env) Stop() error {
 // pinned versions, with the directory that holds the CRDs in each.
 var crdSources = []struct{ module, dir string }{
 	{"github.com/cert-manager/cert-manager@v1.21.2", "deploy/crds"},
-	{"sigs.k8s.io/gateway-api@v1.6.3", "config/crd/standard"},
+	{gatewayAPI, "config/crd/standard"},
 	{"github.com/fluxcd/helm-controller@v1.4.3", "config/crd/bases"},
 	{"github.com/fluxcd/source-controller@v1.9.6", "config/crd/bases"},
 	{"github.com/fluxcd/kustomize-controller@v1.9.6", "config/crd/bases"},
@@ -232,11 +232,29 @@ var crdSources = []struct{ module, dir string }{
 	{"github.com/prometheus-operator/prometheus-operator@v0.85.0", "example/prometheus-operator-crd"},
 }
 
+// Gateway API v1.5 and later validate TLSRoute hostnames with CEL's isIP,
+// which Kubernetes has only from 1.31: an older control plane (the oldest
+// minor the README claims) gets v1.4, the newest release it can serve, as a
+// cluster of that version would run.
+const (
+	gatewayAPI        = "sigs.k8s.io/gateway-api@v1.6.3"
+	gatewayAPIFor1_30 = "sigs.k8s.io/gateway-api@v1.4.1"
+	gatewayAPINewFrom = 31
+)
+
 // CRDFiles downloads the CRD modules into the Go module cache (cached
-// after the first run) and returns their CRD manifests.
+// after the first run) and returns their CRD manifests, at versions the
+// kube-apiserver in KUBEBUILDER_ASSETS can serve.
 func CRDFiles() ([]string, error) {
+	minor, err := apiServerMinor()
+	if err != nil {
+		return nil, err
+	}
 	var files []string
 	for _, src := range crdSources {
+		if src.module == gatewayAPI && minor < gatewayAPINewFrom {
+			src.module = gatewayAPIFor1_30
+		}
 		cmd := exec.Command("go", "mod", "download", "-json", src.module)
 		cmd.Dir = os.TempDir() // outside this module: nothing is added to go.mod
 		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
@@ -263,4 +281,26 @@ func CRDFiles() ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// apiServerMinor is the minor version of the kube-apiserver envtest starts
+// (KUBEBUILDER_ASSETS), from its --version. Unset, Assets builds the
+// newest, which serves every CRD at its pinned version.
+func apiServerMinor() (int, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		return gatewayAPINewFrom, nil
+	}
+	bin := filepath.Join(dir, "kube-apiserver")
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return 0, fmt.Errorf("%s --version: %w", bin, err)
+	}
+	// "Kubernetes v1.35.8"
+	_, v, _ := strings.Cut(strings.TrimSpace(string(out)), " v1.")
+	minor, err := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
+	if err != nil {
+		return 0, fmt.Errorf("%s --version: no minor version in %q", bin, out)
+	}
+	return minor, nil
 }
