@@ -45,6 +45,16 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	d := in.DeepCopy()
 	var warnings []string
 	prev, trusted, w := readRecord(d)
+	storedRec, storedTrusted := storedRecord(stored)
+	stripRec, stripTrusted := prev, trusted
+	if !trusted && storedTrusted && slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == storedRec.Container }) {
+		// The request carries part of an injection (server-side apply of a
+		// manifest holding a copied record): the stored object's record,
+		// written by this webhook, says what the injection wrote, so the
+		// request's user part (their own HOME, say) is the stored object's
+		// and nothing of the user's is stripped by name.
+		stripRec, stripTrusted, w = storedRec, true, ""
+	}
 	if w != "" {
 		warnings = append(warnings, w)
 	}
@@ -54,10 +64,10 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	// still go when the label is removed: a way out leaves nothing behind.
 	leftovers := !enabled && old != nil && old.Labels[contract.LabelInject] == contract.LabelInjectEnabled && hasOurItems(d)
 	if IsInjected(d) || leftovers {
-		if leftovers && !IsInjected(d) {
+		if leftovers && !IsInjected(d) && !stripTrusted {
 			warnings = append(warnings, "the Deployment holds opencode-injector's volumes or claim mount without its record and seed container: they were removed by name, but values they replaced cannot be restored")
 		}
-		strip(d, prev, trusted)
+		strip(d, stripRec, stripTrusted)
 		if !enabled {
 			stripForeignMounts(&d.Spec.Template.Spec)
 			return d, append(warnings, "label "+contract.LabelInject+" removed: the workspace injection was removed; the claim and its data are kept"), nil
@@ -102,14 +112,8 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 		return nil, warnings, err
 	}
 	digest := userDigest(d)
-	if src, pinRec, ok := pinSource(in, stored, prev, trusted, s.Offline); ok {
+	if src, pinRec, ok := pinSource(in, stored, storedRec, storedTrusted, prev, trusted, s.Offline); ok {
 		if kept, imageWarning := keepPinned(d, src, pinRec, digest, s); kept {
-			if src == stored && w != "" {
-				// The request's record is one server-side apply left without
-				// the rest of the injection: the stored injection is kept
-				// whole, nothing was removed by name.
-				warnings = slices.DeleteFunc(warnings, func(x string) bool { return x == w })
-			}
 			if imageWarning != "" {
 				warnings = append(warnings, imageWarning)
 			}
