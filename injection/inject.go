@@ -45,7 +45,10 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	d := in.DeepCopy()
 	var warnings []string
 	prev, trusted, w := readRecord(d)
-	storedRec, storedTrusted := storedRecord(stored)
+	storedRec, storedTrusted := prev, trusted // a no-op UPDATE: the record was just read
+	if stored != in {
+		storedRec, storedTrusted = storedRecord(stored)
+	}
 	stripRec, stripTrusted := prev, trusted
 	if !trusted && storedTrusted && slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == storedRec.Container }) {
 		// The request carries part of an injection (server-side apply of a
@@ -58,7 +61,7 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	if w != "" {
 		warnings = append(warnings, w)
 	}
-	baseline := baselineRecord(prev, trusted, old, &in.Spec.Template.Spec)
+	baseline := baselineRecord(prev, trusted, old, in)
 	enabled := Enabled(d)
 	// Leftovers of an injection whose record and seed were deleted by hand
 	// still go when the label is removed: a way out leaves nothing behind.
@@ -142,15 +145,18 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 }
 
 // baselineRecord is the record the user has already been told about: the
-// stored object's on an UPDATE, else the object's own.
-// A v1 record is completed from ps, the request's pod template.
-func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta, ps *corev1.PodSpec) *record {
+// stored object's on an UPDATE, else the object's own (own, read from in).
+// A v1 record is completed from the request's pod template.
+func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta, in *appsv1.Deployment) *record {
 	if old != nil {
 		raw, ok := old.Annotations[contract.AnnotationInjected]
 		if !ok {
 			return nil
 		}
-		rec, err := parseRecord(raw, ps)
+		if trusted && raw == in.Annotations[contract.AnnotationInjected] {
+			return &own // the same record, already read
+		}
+		rec, err := parseRecord(raw, &in.Spec.Template.Spec)
 		if err != nil {
 			return nil
 		}
