@@ -96,7 +96,8 @@ func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, be
 }
 
 // structInfo caches, per struct type, the JSON names of its fields (nil
-// when a field is inlined) and the index of its name field (-1: none).
+// when a field is inlined) and the index of its name field (-1: none), the
+// name of a struct with inlined fields included.
 type structInfo struct {
 	names []string
 	name  int
@@ -109,6 +110,7 @@ func infoOf(t reflect.Type) structInfo {
 		return info.(structInfo)
 	}
 	info := structInfo{name: -1}
+	inlined := false
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
@@ -116,14 +118,15 @@ func infoOf(t reflect.Type) structInfo {
 		switch {
 		case !f.IsExported() || name == "-":
 			name = ""
-		case name == "": // inlined
-			info.names = nil
-			structInfos.Store(t, info)
-			return info
+		case name == "": // a volume's source: named, but not diffed field by field
+			inlined = true
 		case tag == "name" && f.Type.Kind() == reflect.String:
 			info.name = i
 		}
 		info.names = append(info.names, name)
+	}
+	if inlined {
+		info.names = nil
 	}
 	structInfos.Store(t, info)
 	return info
@@ -139,5 +142,5 @@ func jsonNames(t reflect.Type) ([]string, bool) {
 // nameIndex is the index of a struct's always-written "name" field.
 func nameIndex(t reflect.Type) (int, bool) {
 	info := infoOf(t)
-	return info.name, info.names != nil && info.name >= 0
+	return info.name, info.name >= 0
 }

@@ -115,12 +115,15 @@ func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessag
 }
 
 // typedDiff diffs two typed values without JSON where their type allows:
-// lists of named items item by item, structs behind pointers field by
-// field. It reports whether it did.
+// lists of named items item by item, maps key by key, structs behind
+// pointers field by field. It reports whether it did.
 func typedDiff(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any) (bool, error) {
 	if in, ok := namedList(before); ok {
 		out, _ := namedList(after)
 		return diffNamedList(ops, path, rawField, in, out)
+	}
+	if diffMap(ops, path, before, after) {
+		return true, nil
 	}
 	bv, av := reflect.ValueOf(before), reflect.ValueOf(after)
 	if bv.Kind() == reflect.Pointer && !bv.IsNil() && !av.IsNil() && bv.Elem().Kind() == reflect.Struct {
