@@ -218,8 +218,8 @@ func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
 		}
 		return 1
 	})
-	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(p string, x, y int) error {
-		diff(ops, p, r[x], i[x], o[y])
+	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(at func() string, x, y int) error {
+		diff(ops, at(), r[x], i[x], o[y])
 		return nil
 	})
 }
@@ -227,8 +227,8 @@ func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
 // patchMatched appends the operations that turn a list of n items into one
 // of m, given the matched index pairs: unmatched items are removed or
 // added (the value of the y-th new item is add(y)), matched ones are left
-// to same at their position's path.
-func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][2]int, add func(y int) any, same func(p string, x, y int) error) error {
+// to same, which asks at for their position's path only when it patches.
+func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][2]int, add func(y int) any, same func(at func() string, x, y int) error) error {
 	pos, x, y := 0, 0, 0
 	at := func() string { return path + "/" + strconv.Itoa(pos) }
 	for _, pair := range append(matched, [2]int{n, m}) {
@@ -240,7 +240,7 @@ func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][
 			pos++
 		}
 		if x < n {
-			if err := same(at(), x, y); err != nil {
+			if err := same(at, x, y); err != nil {
 				return err
 			}
 			pos, x, y = pos+1, x+1, y+1
@@ -255,13 +255,14 @@ func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][
 // items move, the ones the injection did not touch keep their place (and
 // their unknown fields).
 func lcs(n, m int, weight func(x, y int) int) [][2]int {
-	table := make([][]int, n+1)
-	weights := make([][]int, n)
+	// Three allocations, whatever the lists' lengths.
+	cells := make([]int, (n+1)*(m+1)+n*m)
+	table, weights := make([][]int, n+1), make([][]int, n)
 	for x := range table {
-		table[x] = make([]int, m+1)
-		if x < n {
-			weights[x] = make([]int, m)
-		}
+		table[x], cells = cells[:m+1:m+1], cells[m+1:]
+	}
+	for x := range weights {
+		weights[x], cells = cells[:m:m], cells[m:]
 	}
 	for x := n - 1; x >= 0; x-- {
 		for y := m - 1; y >= 0; y-- {
