@@ -45,8 +45,8 @@ func namedList(v any) (namedItems, bool) {
 // false, having appended nothing, when raw does not hold one JSON item per
 // typed item: the field then takes the generic path.
 func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, in, out namedItems) (bool, error) {
-	var rawItems []json.RawMessage
-	if json.Unmarshal(raw, &rawItems) != nil || len(rawItems) != len(in.items) {
+	items, ok := rawItems(raw, len(in.items))
+	if !ok || len(items) != len(in.items) {
 		return false, nil
 	}
 	matched := lcs(len(in.items), len(out.items), func(x, y int) int {
@@ -62,7 +62,7 @@ func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage,
 		if reflect.DeepEqual(in.items[x], out.items[y]) {
 			return nil // no path to build for an item the injection left as it was
 		}
-		return patchValue(ops, at(), rawItems[x], in.items[x], out.items[y])
+		return patchValue(ops, at(), items[x], in.items[x], out.items[y])
 	})
 }
 
@@ -79,8 +79,7 @@ func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, be
 	if !ok {
 		return false, nil
 	}
-	var rawFields map[string]json.RawMessage
-	if json.Unmarshal(raw, &rawFields) != nil {
+	if _, isObject := rawField(raw, ""); !isObject {
 		return false, nil
 	}
 	for i, name := range names {
@@ -91,7 +90,8 @@ func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, be
 		if bf.Elem().Kind() != reflect.Struct { // structs stay behind their pointer: diffFields reads them there
 			bf, af = bf.Elem(), af.Elem()
 		}
-		if err := patchValue(ops, path+"/"+escapePointer(name), rawFields[name], bf.Interface(), af.Interface()); err != nil {
+		rawValue, _ := rawField(raw, name)
+		if err := patchValue(ops, path+"/"+escapePointer(name), rawValue, bf.Interface(), af.Interface()); err != nil {
 			return true, err
 		}
 	}
