@@ -284,9 +284,10 @@ func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
 	if rec.Strategy != nil && (base.Strategy == nil || !equality.Semantic.DeepEqual(*base.Strategy, *rec.Strategy)) {
 		warnings = append(warnings, "spec.strategy "+strategyName(*rec.Strategy)+" replaced by Recreate: the workspace's ReadWriteOnce claim cannot attach to two pods during a rollout")
 	}
-	written := writtenEnv(rec)
+	// The container's entries of names the contract owns are now exactly
+	// what the injection wrote.
 	for _, e := range rec.Env {
-		if isWritten(e.EnvVar, written) || slices.ContainsFunc(base.Env, func(b replacedEnv) bool { return equality.Semantic.DeepEqual(b.EnvVar, e.EnvVar) }) {
+		if isWritten(e.EnvVar, c.Env) || slices.ContainsFunc(base.Env, func(b replacedEnv) bool { return equality.Semantic.DeepEqual(b.EnvVar, e.EnvVar) }) {
 			continue
 		}
 		warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it for persistence and the password")
@@ -338,10 +339,10 @@ func updateWarnings(old *metav1.ObjectMeta, cur *appsv1.Deployment, base *record
 	return warnings
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+func sortedKeys[K ~string, V any](m map[K]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
-		keys = append(keys, k)
+		keys = append(keys, string(k))
 	}
 	slices.Sort(keys)
 	return keys
