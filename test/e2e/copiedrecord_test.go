@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/angryninja/opencode-injector/contract"
-	"github.com/angryninja/opencode-injector/injection"
 )
 
 // usersOwnEnv are the user's own values for env names the contract owns.
@@ -30,9 +28,7 @@ var usersOwnEnv = []corev1.EnvVar{
 // helm-controller's drift check sees none; removing the label gives the
 // user's env back.
 func TestCopiedRecordWithTheUsersOwnEnv(t *testing.T) {
-	before := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("1", 64))
-	after := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("2", 64))
-	after.DefaultLimits, _ = injection.ParseResources("memory=1Gi")
+	before, after := twoReleases()
 	replaceInjector(t, before)
 
 	u := chartDeployment(t, "flux", namespace(t, nil))
