@@ -19,34 +19,15 @@ import (
 // field Mutate starts to change without being listed here fails them.
 var injectedFields = []struct {
 	path string
+	keys []string // path's keys, to find the request's own bytes
 	get  func(*appsv1.Deployment) any
-	raw  func(*rawDeployment) json.RawMessage
 }{
-	{"/metadata/annotations", func(d *appsv1.Deployment) any { return d.Annotations }, func(r *rawDeployment) json.RawMessage { return r.Metadata.Annotations }},
-	{"/spec/strategy", func(d *appsv1.Deployment) any { return d.Spec.Strategy }, func(r *rawDeployment) json.RawMessage { return r.Spec.Strategy }},
-	{"/spec/template/spec/initContainers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.InitContainers }},
-	{"/spec/template/spec/containers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Containers }},
-	{"/spec/template/spec/volumes", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Volumes }},
-	{"/spec/template/spec/securityContext", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.SecurityContext }},
-}
-
-// rawDeployment holds the request's own bytes for each of injectedFields;
-// decoding into it skips everything else without building it.
-type rawDeployment struct {
-	Metadata struct {
-		Annotations json.RawMessage `json:"annotations"`
-	} `json:"metadata"`
-	Spec struct {
-		Strategy json.RawMessage `json:"strategy"`
-		Template struct {
-			Spec struct {
-				InitContainers  json.RawMessage `json:"initContainers"`
-				Containers      json.RawMessage `json:"containers"`
-				Volumes         json.RawMessage `json:"volumes"`
-				SecurityContext json.RawMessage `json:"securityContext"`
-			} `json:"spec"`
-		} `json:"template"`
-	} `json:"spec"`
+	{"/metadata/annotations", []string{"metadata", "annotations"}, func(d *appsv1.Deployment) any { return d.Annotations }},
+	{"/spec/strategy", []string{"spec", "strategy"}, func(d *appsv1.Deployment) any { return d.Spec.Strategy }},
+	{"/spec/template/spec/initContainers", []string{"spec", "template", "spec", "initContainers"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }},
+	{"/spec/template/spec/containers", []string{"spec", "template", "spec", "containers"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }},
+	{"/spec/template/spec/volumes", []string{"spec", "template", "spec", "volumes"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }},
+	{"/spec/template/spec/securityContext", []string{"spec", "template", "spec", "securityContext"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }},
 }
 
 // createPatch builds the JSON patch that turns the raw request object into
@@ -58,19 +39,12 @@ type rawDeployment struct {
 // name), so an added or removed item never shifts the others' fields.
 func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation, error) {
 	var ops []jsonpatch.Operation
-	var fields *rawDeployment
 	for _, f := range injectedFields {
 		before, after := f.get(in), f.get(out)
 		if reflect.DeepEqual(before, after) {
 			continue
 		}
-		if fields == nil {
-			fields = &rawDeployment{}
-			if err := json.Unmarshal(raw, fields); err != nil {
-				return nil, fmt.Errorf("decode request object: %w", err)
-			}
-		}
-		if err := patchValue(&ops, f.path, f.raw(fields), before, after); err != nil {
+		if err := patchValue(&ops, f.path, rawAt(raw, f.keys), before, after); err != nil {
 			return nil, err
 		}
 	}

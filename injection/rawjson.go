@@ -35,6 +35,15 @@ func rawField(raw []byte, key string) (json.RawMessage, bool) {
 	return value, true
 }
 
+// rawAt is the bytes of the value at keys in the JSON object raw, nil
+// when any of them is absent.
+func rawAt(raw []byte, keys []string) json.RawMessage {
+	for _, k := range keys {
+		raw, _ = rawField(raw, k)
+	}
+	return raw
+}
+
 // rawItems are the bytes of each item of the JSON array raw (want: the
 // expected count); false when raw is not an array.
 func rawItems(raw []byte, want int) ([]json.RawMessage, bool) {
