@@ -10,7 +10,7 @@ import (
 
 // reviewAllocBound is a generous bound on the allocations of one review
 // through the webhook server, about twice the most BenchmarkHandle measured
-// (469 on the flux CREATE, 490 on the ha CREATE, 647 on the flux no-op
+// (454 on the flux CREATE, 474 on the ha CREATE, 647 on the flux no-op
 // UPDATE, on 2026-12-05): a change that makes a review several times
 // costlier fails here, in `make test`, without timing anything.
 const reviewAllocBound = 1300
