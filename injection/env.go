@@ -26,6 +26,30 @@ func ownedEnv(name string) bool {
 	return gitConfigPair.MatchString(name)
 }
 
+// mayBeWritten reports whether e could be an entry some injection wrote,
+// whatever its record said: without a trusted record, only such entries
+// go. A value the injection never writes (HOME=/home/me, a token from
+// another key) is the user's and stays. The password entry is never one:
+// ours cannot be told from the user's, and OpenCode must keep one.
+func mayBeWritten(e corev1.EnvVar) bool {
+	if e.Name == contract.EnvPassword {
+		return false
+	}
+	if e.Name == contract.EnvToken {
+		ref := e.ValueFrom
+		return ref != nil && ref.SecretKeyRef != nil && envEqual(e, tokenEnv(ref.SecretKeyRef.Name))
+	}
+	for _, x := range contract.XDGDirs {
+		if e.Name == x.Name {
+			return envEqual(e, corev1.EnvVar{Name: x.Name, Value: x.Path})
+		}
+	}
+	if isCAEnv(e.Name) {
+		return isWritten(e, caEnv())
+	}
+	return ownedEnv(e.Name)
+}
+
 func secretEnv(name, secret, key string, optional bool) corev1.EnvVar {
 	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}
 	if optional {
@@ -132,19 +156,15 @@ func injectContainer(c *corev1.Container, rec *record, s Settings) {
 // stripContainer undoes injectContainer. Each item the injection wrote goes
 // (or gets the user's original back) only while it holds exactly what was
 // written; a value the user set since stays. Without a trusted record only
-// what is ours by name goes, except the password entry, and resources stay.
+// what may be ours goes (mayBeWritten: never the password entry), and
+// resources stay.
 func stripContainer(c *corev1.Container, rec record, trusted bool) {
 	c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, isDataMount)
 	if len(c.VolumeMounts) == 0 {
 		c.VolumeMounts = nil
 	}
 	if !trusted {
-		// Without a record nobody can tell our password entry from the
-		// user's: it stays, so OpenCode never runs without its password.
-		// The CA's env goes only when it holds exactly what a CA wrote.
-		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
-			return ownedEnv(e.Name) && e.Name != contract.EnvPassword || isWritten(e, caEnv())
-		})
+		c.Env = slices.DeleteFunc(c.Env, mayBeWritten)
 		if strings.HasPrefix(c.WorkingDir, contract.WorkspaceRoot+"/") {
 			c.WorkingDir = ""
 		}

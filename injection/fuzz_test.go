@@ -120,8 +120,8 @@ func applyEdits(d *appsv1.Deployment, edits []byte) expectation {
 		p := int(edits[i+1])
 		switch edits[i] % 12 {
 		case 0:
-			// 2Gi to 9Gi: never the default limit (1Gi), which would be no
-			// edit of what the injection filled at all.
+			// Never the default limit (1Gi): a user's value equal to it
+			// cannot be told from the injection's and goes with it.
 			q := resource.MustParse(fmt.Sprintf("%dGi", p%8+2))
 			setResource(&c.Resources.Limits, corev1.ResourceMemory, q)
 			e.limitsMemory = &q

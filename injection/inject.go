@@ -45,19 +45,32 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	d := in.DeepCopy()
 	var warnings []string
 	prev, trusted, w := readRecord(d)
+	storedRec, storedTrusted := prev, trusted // a no-op UPDATE: the record was just read
+	if stored != in {
+		storedRec, storedTrusted = storedRecord(stored)
+	}
+	stripRec, stripTrusted := prev, trusted
+	if !trusted && storedTrusted && slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == storedRec.Container }) {
+		// The request carries part of an injection (server-side apply of a
+		// manifest holding a copied record): the stored object's record,
+		// written by this webhook, says what the injection wrote, so the
+		// request's user part (their own HOME, say) is the stored object's
+		// and nothing of the user's is stripped by name.
+		stripRec, stripTrusted, w = storedRec, true, ""
+	}
 	if w != "" {
 		warnings = append(warnings, w)
 	}
-	baseline := baselineRecord(prev, trusted, old, &in.Spec.Template.Spec)
+	baseline := baselineRecord(prev, trusted, old, in)
 	enabled := Enabled(d)
 	// Leftovers of an injection whose record and seed were deleted by hand
 	// still go when the label is removed: a way out leaves nothing behind.
 	leftovers := !enabled && old != nil && old.Labels[contract.LabelInject] == contract.LabelInjectEnabled && hasOurItems(d)
 	if IsInjected(d) || leftovers {
-		if leftovers && !IsInjected(d) {
+		if leftovers && !IsInjected(d) && !stripTrusted {
 			warnings = append(warnings, "the Deployment holds opencode-injector's volumes or claim mount without its record and seed container: they were removed by name, but values they replaced cannot be restored")
 		}
-		strip(d, prev, trusted)
+		strip(d, stripRec, stripTrusted)
 		if !enabled {
 			stripForeignMounts(&d.Spec.Template.Spec)
 			return d, append(warnings, "label "+contract.LabelInject+" removed: the workspace injection was removed; the claim and its data are kept"), nil
@@ -102,14 +115,8 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 		return nil, warnings, err
 	}
 	digest := userDigest(d)
-	if src, pinRec, ok := pinSource(in, stored, prev, trusted, s.Offline); ok {
+	if src, pinRec, ok := pinSource(in, stored, storedRec, storedTrusted, prev, trusted, s.Offline); ok {
 		if kept, imageWarning := keepPinned(d, src, pinRec, digest, s); kept {
-			if src == stored && w != "" {
-				// The request's record is one server-side apply left without
-				// the rest of the injection: the stored injection is kept
-				// whole, nothing was removed by name.
-				warnings = slices.DeleteFunc(warnings, func(x string) bool { return x == w })
-			}
 			if imageWarning != "" {
 				warnings = append(warnings, imageWarning)
 			}
@@ -138,15 +145,18 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 }
 
 // baselineRecord is the record the user has already been told about: the
-// stored object's on an UPDATE, else the object's own.
-// A v1 record is completed from ps, the request's pod template.
-func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta, ps *corev1.PodSpec) *record {
+// stored object's on an UPDATE, else the object's own (own, read from in).
+// A v1 record is completed from the request's pod template.
+func baselineRecord(own record, trusted bool, old *metav1.ObjectMeta, in *appsv1.Deployment) *record {
 	if old != nil {
 		raw, ok := old.Annotations[contract.AnnotationInjected]
 		if !ok {
 			return nil
 		}
-		rec, err := parseRecord(raw, ps)
+		if trusted && raw == in.Annotations[contract.AnnotationInjected] {
+			return &own // the same record, already read
+		}
+		rec, err := parseRecord(raw, &in.Spec.Template.Spec)
 		if err != nil {
 			return nil
 		}
@@ -274,9 +284,10 @@ func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
 	if rec.Strategy != nil && (base.Strategy == nil || !equality.Semantic.DeepEqual(*base.Strategy, *rec.Strategy)) {
 		warnings = append(warnings, "spec.strategy "+strategyName(*rec.Strategy)+" replaced by Recreate: the workspace's ReadWriteOnce claim cannot attach to two pods during a rollout")
 	}
-	written := writtenEnv(rec)
+	// The container's entries of names the contract owns are now exactly
+	// what the injection wrote.
 	for _, e := range rec.Env {
-		if isWritten(e.EnvVar, written) || slices.ContainsFunc(base.Env, func(b replacedEnv) bool { return equality.Semantic.DeepEqual(b.EnvVar, e.EnvVar) }) {
+		if isWritten(e.EnvVar, c.Env) || slices.ContainsFunc(base.Env, func(b replacedEnv) bool { return equality.Semantic.DeepEqual(b.EnvVar, e.EnvVar) }) {
 			continue
 		}
 		warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it "+envPurpose(e.Name))
@@ -328,10 +339,10 @@ func updateWarnings(old *metav1.ObjectMeta, cur *appsv1.Deployment, base *record
 	return warnings
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+func sortedKeys[K ~string, V any](m map[K]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
-		keys = append(keys, k)
+		keys = append(keys, string(k))
 	}
 	slices.Sort(keys)
 	return keys

@@ -81,7 +81,12 @@ func MutateJSON(raw, storedRaw []byte, s Settings) (*Mutation, error) {
 		return nil, err
 	}
 	m := &Mutation{Deployment: in}
-	if len(storedRaw) > 0 {
+	switch {
+	case bytes.Equal(storedRaw, raw):
+		// A no-op UPDATE (a reconcile that changed nothing): one decoding
+		// serves both, since Mutate reads them and writes a copy.
+		m.Stored = in
+	case len(storedRaw) > 0:
 		stored, err := decodeDeployment(storedRaw)
 		if err != nil {
 			return nil, &DecodeError{fmt.Errorf("stored object: %w", err)}

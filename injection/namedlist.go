@@ -45,8 +45,8 @@ func namedList(v any) (namedItems, bool) {
 // false, having appended nothing, when raw does not hold one JSON item per
 // typed item: the field then takes the generic path.
 func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, in, out namedItems) (bool, error) {
-	var rawItems []json.RawMessage
-	if json.Unmarshal(raw, &rawItems) != nil || len(rawItems) != len(in.items) {
+	items, ok := rawItems(raw, len(in.items))
+	if !ok || len(items) != len(in.items) {
 		return false, nil
 	}
 	matched := lcs(len(in.items), len(out.items), func(x, y int) int {
@@ -58,8 +58,11 @@ func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage,
 		}
 		return 1
 	})
-	return true, patchMatched(ops, path, len(in.items), len(out.items), matched, func(y int) any { return out.items[y] }, func(p string, x, y int) error {
-		return patchValue(ops, p, rawItems[x], in.items[x], out.items[y])
+	return true, patchMatched(ops, path, len(in.items), len(out.items), matched, func(y int) any { return out.items[y] }, func(at func() string, x, y int) error {
+		if reflect.DeepEqual(in.items[x], out.items[y]) {
+			return nil // no path to build for an item the injection left as it was
+		}
+		return patchValue(ops, at(), items[x], in.items[x], out.items[y])
 	})
 }
 
@@ -76,8 +79,7 @@ func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, be
 	if !ok {
 		return false, nil
 	}
-	var rawFields map[string]json.RawMessage
-	if json.Unmarshal(raw, &rawFields) != nil {
+	if _, isObject := rawField(raw, ""); !isObject {
 		return false, nil
 	}
 	for i, name := range names {
@@ -88,7 +90,8 @@ func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, be
 		if bf.Elem().Kind() != reflect.Struct { // structs stay behind their pointer: diffFields reads them there
 			bf, af = bf.Elem(), af.Elem()
 		}
-		if err := patchValue(ops, path+"/"+escapePointer(name), rawFields[name], bf.Interface(), af.Interface()); err != nil {
+		rawValue, _ := rawField(raw, name)
+		if err := patchValue(ops, path+"/"+escapePointer(name), rawValue, bf.Interface(), af.Interface()); err != nil {
 			return true, err
 		}
 	}
@@ -96,7 +99,8 @@ func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, be
 }
 
 // structInfo caches, per struct type, the JSON names of its fields (nil
-// when a field is inlined) and the index of its name field (-1: none).
+// when a field is inlined) and the index of its name field (-1: none), the
+// name of a struct with inlined fields included.
 type structInfo struct {
 	names []string
 	name  int
@@ -109,6 +113,7 @@ func infoOf(t reflect.Type) structInfo {
 		return info.(structInfo)
 	}
 	info := structInfo{name: -1}
+	inlined := false
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
@@ -116,14 +121,15 @@ func infoOf(t reflect.Type) structInfo {
 		switch {
 		case !f.IsExported() || name == "-":
 			name = ""
-		case name == "": // inlined
-			info.names = nil
-			structInfos.Store(t, info)
-			return info
+		case name == "": // a volume's source: named, but not diffed field by field
+			inlined = true
 		case tag == "name" && f.Type.Kind() == reflect.String:
 			info.name = i
 		}
 		info.names = append(info.names, name)
+	}
+	if inlined {
+		info.names = nil
 	}
 	structInfos.Store(t, info)
 	return info
@@ -139,5 +145,5 @@ func jsonNames(t reflect.Type) ([]string, bool) {
 // nameIndex is the index of a struct's always-written "name" field.
 func nameIndex(t reflect.Type) (int, bool) {
 	info := infoOf(t)
-	return info.name, info.names != nil && info.name >= 0
+	return info.name, info.name >= 0
 }

@@ -19,34 +19,15 @@ import (
 // field Mutate starts to change without being listed here fails them.
 var injectedFields = []struct {
 	path string
+	keys []string // path's keys, to find the request's own bytes
 	get  func(*appsv1.Deployment) any
-	raw  func(*rawDeployment) json.RawMessage
 }{
-	{"/metadata/annotations", func(d *appsv1.Deployment) any { return d.Annotations }, func(r *rawDeployment) json.RawMessage { return r.Metadata.Annotations }},
-	{"/spec/strategy", func(d *appsv1.Deployment) any { return d.Spec.Strategy }, func(r *rawDeployment) json.RawMessage { return r.Spec.Strategy }},
-	{"/spec/template/spec/initContainers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.InitContainers }},
-	{"/spec/template/spec/containers", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Containers }},
-	{"/spec/template/spec/volumes", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.Volumes }},
-	{"/spec/template/spec/securityContext", func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }, func(r *rawDeployment) json.RawMessage { return r.Spec.Template.Spec.SecurityContext }},
-}
-
-// rawDeployment holds the request's own bytes for each of injectedFields;
-// decoding into it skips everything else without building it.
-type rawDeployment struct {
-	Metadata struct {
-		Annotations json.RawMessage `json:"annotations"`
-	} `json:"metadata"`
-	Spec struct {
-		Strategy json.RawMessage `json:"strategy"`
-		Template struct {
-			Spec struct {
-				InitContainers  json.RawMessage `json:"initContainers"`
-				Containers      json.RawMessage `json:"containers"`
-				Volumes         json.RawMessage `json:"volumes"`
-				SecurityContext json.RawMessage `json:"securityContext"`
-			} `json:"spec"`
-		} `json:"template"`
-	} `json:"spec"`
+	{"/metadata/annotations", []string{"metadata", "annotations"}, func(d *appsv1.Deployment) any { return d.Annotations }},
+	{"/spec/strategy", []string{"spec", "strategy"}, func(d *appsv1.Deployment) any { return d.Spec.Strategy }},
+	{"/spec/template/spec/initContainers", []string{"spec", "template", "spec", "initContainers"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.InitContainers }},
+	{"/spec/template/spec/containers", []string{"spec", "template", "spec", "containers"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Containers }},
+	{"/spec/template/spec/volumes", []string{"spec", "template", "spec", "volumes"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.Volumes }},
+	{"/spec/template/spec/securityContext", []string{"spec", "template", "spec", "securityContext"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }},
 }
 
 // createPatch builds the JSON patch that turns the raw request object into
@@ -58,19 +39,12 @@ type rawDeployment struct {
 // name), so an added or removed item never shifts the others' fields.
 func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation, error) {
 	var ops []jsonpatch.Operation
-	var fields *rawDeployment
 	for _, f := range injectedFields {
 		before, after := f.get(in), f.get(out)
 		if reflect.DeepEqual(before, after) {
 			continue
 		}
-		if fields == nil {
-			fields = &rawDeployment{}
-			if err := json.Unmarshal(raw, fields); err != nil {
-				return nil, fmt.Errorf("decode request object: %w", err)
-			}
-		}
-		if err := patchValue(&ops, f.path, f.raw(fields), before, after); err != nil {
+		if err := patchValue(&ops, f.path, rawAt(raw, f.keys), before, after); err != nil {
 			return nil, err
 		}
 	}
@@ -115,12 +89,15 @@ func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessag
 }
 
 // typedDiff diffs two typed values without JSON where their type allows:
-// lists of named items item by item, structs behind pointers field by
-// field. It reports whether it did.
+// lists of named items item by item, maps key by key, structs behind
+// pointers field by field. It reports whether it did.
 func typedDiff(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any) (bool, error) {
 	if in, ok := namedList(before); ok {
 		out, _ := namedList(after)
 		return diffNamedList(ops, path, rawField, in, out)
+	}
+	if diffMap(ops, path, before, after) {
+		return true, nil
 	}
 	bv, av := reflect.ValueOf(before), reflect.ValueOf(after)
 	if bv.Kind() == reflect.Pointer && !bv.IsNil() && !av.IsNil() && bv.Elem().Kind() == reflect.Struct {
@@ -215,8 +192,8 @@ func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
 		}
 		return 1
 	})
-	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(p string, x, y int) error {
-		diff(ops, p, r[x], i[x], o[y])
+	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(at func() string, x, y int) error {
+		diff(ops, at(), r[x], i[x], o[y])
 		return nil
 	})
 }
@@ -224,8 +201,8 @@ func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
 // patchMatched appends the operations that turn a list of n items into one
 // of m, given the matched index pairs: unmatched items are removed or
 // added (the value of the y-th new item is add(y)), matched ones are left
-// to same at their position's path.
-func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][2]int, add func(y int) any, same func(p string, x, y int) error) error {
+// to same, which asks at for their position's path only when it patches.
+func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][2]int, add func(y int) any, same func(at func() string, x, y int) error) error {
 	pos, x, y := 0, 0, 0
 	at := func() string { return path + "/" + strconv.Itoa(pos) }
 	for _, pair := range append(matched, [2]int{n, m}) {
@@ -237,7 +214,7 @@ func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][
 			pos++
 		}
 		if x < n {
-			if err := same(at(), x, y); err != nil {
+			if err := same(at, x, y); err != nil {
 				return err
 			}
 			pos, x, y = pos+1, x+1, y+1
@@ -252,13 +229,14 @@ func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][
 // items move, the ones the injection did not touch keep their place (and
 // their unknown fields).
 func lcs(n, m int, weight func(x, y int) int) [][2]int {
-	table := make([][]int, n+1)
-	weights := make([][]int, n)
+	// Three allocations, whatever the lists' lengths.
+	cells := make([]int, (n+1)*(m+1)+n*m)
+	table, weights := make([][]int, n+1), make([][]int, n)
 	for x := range table {
-		table[x] = make([]int, m+1)
-		if x < n {
-			weights[x] = make([]int, m)
-		}
+		table[x], cells = cells[:m+1:m+1], cells[m+1:]
+	}
+	for x := range weights {
+		weights[x], cells = cells[:m:m], cells[m:]
 	}
 	for x := n - 1; x >= 0; x-- {
 		for y := m - 1; y >= 0; y-- {

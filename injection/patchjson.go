@@ -21,11 +21,11 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 			buf.WriteByte(',')
 		}
 		buf.WriteString(`{"op":`)
-		if err := enc.Encode(op.Operation); err != nil {
+		if err := writeString(&buf, enc, op.Operation); err != nil {
 			return nil, fmt.Errorf("encode the patch's operation %d: %w", i, err)
 		}
 		buf.WriteString(`,"path":`)
-		if err := enc.Encode(op.Path); err != nil {
+		if err := writeString(&buf, enc, op.Path); err != nil {
 			return nil, fmt.Errorf("encode the patch's path %s: %w", op.Path, err)
 		}
 		if op.Operation != "remove" {
@@ -38,4 +38,20 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 	}
 	buf.WriteByte(']')
 	return buf.Bytes(), nil
+}
+
+// writeString writes s as a JSON string: as it is when it is printable
+// ASCII without a quote or backslash (the operations, and the paths of the
+// fields we patch), else through enc, which escapes as encoding/json does
+// (and replaces invalid UTF-8).
+func writeString(buf *bytes.Buffer, enc *json.Encoder, s string) error {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return enc.Encode(s)
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
+	return nil
 }

@@ -66,16 +66,24 @@ func userDigest(d *appsv1.Deployment) string {
 // would keep a template without the password env. A record without a
 // digest cannot tell whether the user's part changed since, so it is not a
 // pin.
-func pinSource(in, stored *appsv1.Deployment, own record, ownTrusted, offline bool) (*appsv1.Deployment, record, bool) {
-	if stored != nil && Enabled(stored) && stored.DeletionTimestamp == nil {
-		if rec, trusted, _ := readRecord(stored); trusted {
-			return stored, rec, true
-		}
+func pinSource(in, stored *appsv1.Deployment, storedRec record, storedTrusted bool, own record, ownTrusted, offline bool) (*appsv1.Deployment, record, bool) {
+	if storedTrusted && Enabled(stored) && stored.DeletionTimestamp == nil {
+		return stored, storedRec, true
 	}
 	if offline && ownTrusted && own.UserDigest != "" {
 		return in, own, true
 	}
 	return nil, record{}, false
+}
+
+// storedRecord is the stored object's record on an UPDATE, and whether it
+// can be trusted: written by this webhook, it agrees with the object.
+func storedRecord(stored *appsv1.Deployment) (record, bool) {
+	if stored == nil {
+		return record{}, false
+	}
+	rec, trusted, _ := readRecord(stored)
+	return rec, trusted
 }
 
 // keepPinned gives d (the request, stripped to the user's part, whose

@@ -56,6 +56,9 @@ func (s *requestSink) Error(err error, msg string, keysAndValues ...any) {
 }
 
 func (s *requestSink) WithValues(keysAndValues ...any) logr.LogSink {
+	if len(keysAndValues) == 0 { // controller-runtime's FromContext adds none on every review
+		return s
+	}
 	return s.withRequest().WithValues(keysAndValues...)
 }
 

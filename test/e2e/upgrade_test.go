@@ -85,6 +85,15 @@ func assertNewRelease(t *testing.T, d *appsv1.Deployment, image string) {
 	}
 }
 
+// twoReleases are the settings of two injector releases: their own images
+// by digest, and the new one's default limits (memory=1Gi, no CPU limit).
+func twoReleases() (before, after injection.Settings) {
+	before = injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("1", 64))
+	after = injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("2", 64))
+	after.DefaultLimits, _ = injection.ParseResources("memory=1Gi")
+	return before, after
+}
+
 // TestInjectorUpgradeRestartsNoWorkspace: workspaces injected by one
 // injector; the injector replaced by one with another seed image and other
 // default limits. Helm's dry-run and helm-controller's drift check show no
@@ -155,9 +164,7 @@ func TestInjectorUpgradeRestartsNoWorkspace(t *testing.T) {
 // rollout that brings a replaced injector's seed image; Helm's next applies
 // keep it and see no drift.
 func TestRolloutRestartTakesTheNewInjector(t *testing.T) {
-	before := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("1", 64))
-	after := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("2", 64))
-	after.DefaultLimits, _ = injection.ParseResources("memory=1Gi")
+	before, after := twoReleases()
 	replaceInjector(t, before)
 	u := chartDeployment(t, "flux", namespace(t, nil))
 	first := helmApply(t, u)

@@ -1,0 +1,62 @@
+package injection
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/angryninja/opencode-injector/injection/injectiontest"
+)
+
+// rawField and rawItems find the same bytes as decoding into a map or a
+// slice of raw messages does, in every object and array of the golden
+// cases (compact and indented) and in hand-written corners: escapes in
+// keys and strings, brackets inside strings, duplicate keys, literals.
+func TestRawScanFindsWhatDecodingFinds(t *testing.T) {
+	docs := [][]byte{
+		[]byte(`{"a\"}":"x]}\\","b" : [ 1 , {"c":[]} , "]" ] ,"n":-1.5e3,"t":true,"z":null,"a\u0062":{},"dup":1,"dup":2}`),
+		[]byte(` [ ] `), []byte(`{ }`), []byte(`"not an object"`), []byte(`12`),
+	}
+	for _, in := range injectiontest.GoldenCases(t) {
+		compact := injectiontest.MustJSON(t, in)
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, compact, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, compact, indented.Bytes())
+	}
+	var check func(raw json.RawMessage)
+	check = func(raw json.RawMessage) {
+		var fields map[string]json.RawMessage
+		_, isObject := rawField(raw, "")
+		if err := json.Unmarshal(raw, &fields); (err == nil && fields != nil) != isObject {
+			t.Fatalf("%s: rawField says object %v, decoding says %v", raw, isObject, err)
+		}
+		for k, want := range fields {
+			if got, _ := rawField(raw, k); !bytes.Equal(got, want) {
+				t.Fatalf("%s: field %q is %s, decoding finds %s", raw, k, got, want)
+			}
+			check(want)
+		}
+		if got, _ := rawField(raw, "absent-key"); got != nil && fields["absent-key"] == nil {
+			t.Fatalf("%s: an absent key has %s", raw, got)
+		}
+		var items []json.RawMessage
+		got, isArray := rawItems(raw, 0)
+		if err := json.Unmarshal(raw, &items); (err == nil && items != nil) != isArray {
+			t.Fatalf("%s: rawItems says array %v, decoding says %v", raw, isArray, err)
+		}
+		if len(got) != len(items) {
+			t.Fatalf("%s: %d items, decoding finds %d", raw, len(got), len(items))
+		}
+		for i := range items {
+			if !bytes.Equal(got[i], items[i]) {
+				t.Fatalf("%s: item %d is %s, decoding finds %s", raw, i, got[i], items[i])
+			}
+			check(items[i])
+		}
+	}
+	for _, doc := range docs {
+		check(doc)
+	}
+}
