@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -88,6 +89,12 @@ func start(root, token, caDir string, own *ownCA) (*Server, error) {
 	if own != nil {
 		s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{own.serving}}
 		caFile, caDER = own.name+"-ca.pem", func() []byte { return own.ca }
+		l, err := net.Listen("tcp", own.listen)
+		if err != nil {
+			return nil, fmt.Errorf("git server: listen on %s: %w", own.listen, err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = l
 	}
 	s.srv.StartTLS()
 	u, _ := url.Parse(s.srv.URL)

@@ -23,6 +23,17 @@ func MemoryPeak(pod *corev1.Pod, container string) (int64, error) {
 	if id == "" {
 		return 0, fmt.Errorf("pod %s has no running container %s", pod.Name, container)
 	}
+	return memoryPeak(pod, id)
+}
+
+// PodMemoryPeak is the most memory pod has used so far, all its containers
+// (init containers, whose own cgroups go when they end, included) and its
+// sandbox together, as the Pod's memory cgroup counts it.
+func PodMemoryPeak(pod *corev1.Pod) (int64, error) { return memoryPeak(pod, "") }
+
+// memoryPeak reads memory.max_usage_in_bytes of the cgroup of pod's
+// container id, or of pod's own cgroup when id is "".
+func memoryPeak(pod *corev1.Pod, id string) (int64, error) {
 	// The kubelet's cgroupfs layout: kubepods[/<qos class>]/pod<uid>/<id>.
 	root := filepath.Join("/sys/fs/cgroup/memory", CgroupParent)
 	var files []string
@@ -34,7 +45,7 @@ func MemoryPeak(pod *corev1.Pod, container string) (int64, error) {
 		files = append(files, found...)
 	}
 	if len(files) != 1 {
-		return 0, fmt.Errorf("find the memory cgroup of %s/%s under %s: %d found", pod.Name, container, root, len(files))
+		return 0, fmt.Errorf("find the memory cgroup of %s %s under %s: %d found", pod.Name, id, root, len(files))
 	}
 	b, err := os.ReadFile(files[0])
 	if err != nil {
