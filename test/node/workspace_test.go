@@ -43,7 +43,8 @@ const (
 // the README says: the host in --allowed-git-hosts, the CA in a ConfigMap
 // named by annotation ca-bundle) with the token from the Secret, and
 // OpenCode from the OpenCode image answering 401 without the password and
-// 200 with it.
+// 200 with it, its git fetching from that server with the CA the seed
+// wrote (GIT_SSL_CAINFO) and the token.
 // Then a session created, found by a new Pod (delete) that makes no
 // request to the git server; scale to 0 and back, again without one; day 2
 // (checkDay2: the injector upgraded, stopped); and the label removed.
@@ -113,6 +114,8 @@ func TestWorkspace(t *testing.T) {
 		}
 	}
 
+	checkGitInWorkspace(t, c, pod, srv, contract.WorkspaceRoot+"/"+srv.Host+"/angryninja/k8s-cluster")
+
 	sessionID := createSession(t, url)
 	logMemoryPeak(t, pod)
 
@@ -159,6 +162,25 @@ func TestWorkspace(t *testing.T) {
 	}
 	if len(restored.Spec.Template.Spec.InitContainers) != 0 || restored.Annotations[contract.AnnotationInjected] != "" {
 		t.Errorf("the label is gone but the injection stays: %+v", restored.Spec.Template.Spec.InitContainers)
+	}
+}
+
+// checkGitInWorkspace runs git fetch in the workspace's OpenCode container
+// (kubectl exec), in the clone at clonePath: it reaches the git server
+// with the injected GIT_SSL_CAINFO and credential helper, and without
+// GIT_SSL_CAINFO the server's certificate is not trusted.
+func checkGitInWorkspace(t *testing.T, c *node.Cluster, pod *corev1.Pod, srv *gitserver.Server, clonePath string) {
+	t.Helper()
+	ctx := context.Background()
+	before := srv.Requests()
+	if out, err := c.Exec(ctx, workspaceNS, pod.Name, contract.DefaultContainerName, "git", "-C", clonePath, "fetch", "origin"); err != nil {
+		t.Errorf("git fetch in the workspace: %v", err)
+	} else if srv.Requests() == before {
+		t.Errorf("git fetch in the workspace did not reach the git server: %s", out)
+	}
+	out, err := c.Exec(ctx, workspaceNS, pod.Name, contract.DefaultContainerName, "sh", "-c", "unset "+contract.EnvGitSSLCAInfo+"; git -C "+clonePath+" fetch origin")
+	if err == nil || !strings.Contains(out, "certificate") {
+		t.Errorf("git fetch without %s: %v %s, want the server's certificate refused", contract.EnvGitSSLCAInfo, err, out)
 	}
 }
 
