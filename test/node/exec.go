@@ -11,8 +11,8 @@ import (
 )
 
 // Exec runs command in a container of a running Pod through the API server
-// and the kubelet (as kubectl exec does) and returns its output; a command
-// that exits non-zero is an error carrying that output.
+// and the kubelet (as kubectl exec does) and returns its output, stdout
+// then stderr; a command that exits non-zero is an error carrying both.
 func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, command ...string) (string, error) {
 	req := c.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
@@ -20,9 +20,9 @@ func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, command .
 	if err != nil {
 		return "", fmt.Errorf("exec in %s/%s %s: %w", ns, pod, container, err)
 	}
-	var out bytes.Buffer
-	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out}); err != nil {
-		return out.String(), fmt.Errorf("exec %v in %s/%s %s: %w: %s", command, ns, pod, container, err, out.String())
+	var stdout, stderr bytes.Buffer
+	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}); err != nil {
+		return stdout.String() + stderr.String(), fmt.Errorf("exec %v in %s/%s %s: %w: stdout %q, stderr %q", command, ns, pod, container, err, stdout.String(), stderr.String())
 	}
-	return out.String(), nil
+	return stdout.String() + stderr.String(), nil
 }

@@ -1,11 +1,16 @@
 package node_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/test/gitserver"
 	"github.com/angryninja/opencode-injector/test/node"
 )
@@ -38,4 +43,29 @@ func gitServer(t *testing.T) *gitserver.Server {
 		t.Fatal(gitErr)
 	}
 	return gitSrv
+}
+
+// workspaceSecrets creates in ns what a workspace cloning from the suite's
+// git server needs: the Secret opencode-secret with the password and the
+// server's token, and the ConfigMap git-ca with the server's CA (for
+// annotation ca-bundle).
+func workspaceSecrets(t *testing.T, c *node.Cluster, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "opencode-secret"},
+		StringData: map[string]string{contract.SecretKeyPassword: password, contract.SecretKeyToken: gitToken},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(gitServer(t).CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "git-ca"},
+		Data:       map[string]string{contract.CABundleKey: string(caPEM)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -52,22 +51,7 @@ func TestSeedMemory(t *testing.T) {
 	if err := c.Namespace(ctx, seedMemoryNS, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Client.CoreV1().Secrets(seedMemoryNS).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "opencode-secret"},
-		StringData: map[string]string{contract.SecretKeyPassword: password, contract.SecretKeyToken: gitToken},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(srv.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Client.CoreV1().ConfigMaps(seedMemoryNS).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "git-ca"},
-		Data:       map[string]string{contract.CABundleKey: string(caPEM)},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	workspaceSecrets(t, c, seedMemoryNS)
 	// Both at once: each Pod has its own cgroup.
 	seedWorkspace(t, c, "large", srv.RepoURL("shapes", gitserver.ShapeLarge.Name), "")
 	seedWorkspace(t, c, "too-small", srv.RepoURL("shapes", tooLargeForTheMinimum.Name), "128Mi")
