@@ -42,3 +42,17 @@ func MakeShapeCached(cacheDir, root, owner, name string, s Shape) (int, error) {
 	}
 	return countObjects(bare)
 }
+
+// ShapeCacheDir is where MakeShapeCached keeps shapes between runs: the
+// user's cache directory, beside the envtest binaries.
+func ShapeCacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(base, "opencode-injector", "seed-shapes")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("shape cache: %w", err)
+	}
+	return dir, nil
+}

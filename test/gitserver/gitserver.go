@@ -1,6 +1,7 @@
 // Package gitserver is a real git smart-HTTP server for tests, benchmarks
 // and the demo: `git http-backend` behind net/http/cgi on an HTTPS server on
-// 127.0.0.1, with basic auth and faults on demand.
+// 127.0.0.1 (or the address StartWithOwnCAAt is given), with basic auth and
+// faults on demand.
 package gitserver
 
 import (
@@ -8,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -42,8 +44,8 @@ const (
 // Server serves the bare repositories under Root as https://Host/<path>.
 type Server struct {
 	Root   string // directory of bare repositories, owner/name.git
-	URL    string // https://127.0.0.1:port
-	Host   string // 127.0.0.1:port
+	URL    string // https://127.0.0.1:port, or the address it listens on
+	Host   string // 127.0.0.1:port, likewise
 	CAFile string // PEM of the server's certificate, for SSL_CERT_FILE
 	Token  string // the password basic auth requires
 
@@ -88,6 +90,12 @@ func start(root, token, caDir string, own *ownCA) (*Server, error) {
 	if own != nil {
 		s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{own.serving}}
 		caFile, caDER = own.name+"-ca.pem", func() []byte { return own.ca }
+		l, err := net.Listen("tcp", own.listen)
+		if err != nil {
+			return nil, fmt.Errorf("git server: listen on %s: %w", own.listen, err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = l
 	}
 	s.srv.StartTLS()
 	u, _ := url.Parse(s.srv.URL)

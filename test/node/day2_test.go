@@ -37,7 +37,7 @@ func checkDay2(t *testing.T, c *node.Cluster, cl client.Client, d *unstructured.
 	if upgraded == injectorDigest {
 		t.Fatalf("the upgraded injector image has the first one's digest %s", upgraded)
 	}
-	if err := applyInstall(ctx, c, cl, upgraded); err != nil {
+	if err := applyInstall(ctx, c, cl, upgraded, gitServer(t).Host); err != nil {
 		t.Fatalf("upgrade the injector: %v", err)
 	}
 

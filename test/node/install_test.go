@@ -35,7 +35,9 @@ const injectorNamespace = "opencode-system"
 // installOverlay is all the install changes in deploy/: the image, pinned
 // to the digest of the one built here, with kustomize's images: (so the
 // kubelet reports that digest and the injector resolves its seed image
-// from it). The arguments are deploy/'s.
+// from it), and the suite's git host added to --allowed-git-hosts, as the
+// README's "Self-hosted git" tells a user (the patch's test fails when
+// deploy/ moves that argument). The other arguments are deploy/'s.
 const installOverlay = `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
@@ -43,6 +45,15 @@ resources:
 images:
   - name: %s
     digest: %s
+patches:
+  - target: {kind: Deployment, name: opencode-injector}
+    patch: |-
+      - op: test
+        path: /spec/template/spec/containers/0/args/7
+        value: --allowed-git-hosts=github.com
+      - op: replace
+        path: /spec/template/spec/containers/0/args/7
+        value: --allowed-git-hosts=github.com,%s
 `
 
 var (
@@ -59,18 +70,19 @@ var (
 func installInjector(t *testing.T, c *node.Cluster) client.Client {
 	t.Helper()
 	digest := importOurImages(t, c)
+	gitHost := gitServer(t).Host
 	cl, err := client.New(c.Config, client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	installOnce.Do(func() { installErr = install(c, cl, digest) })
+	installOnce.Do(func() { installErr = install(c, cl, digest, gitHost) })
 	if installErr != nil {
 		t.Fatal(installErr)
 	}
 	return cl
 }
 
-func install(c *node.Cluster, cl client.Client, digest string) error {
+func install(c *node.Cluster, cl client.Client, digest, gitHost string) error {
 	ctx := context.Background()
 	if _, err := envtest.InstallCRDs(c.Config, envtest.CRDInstallOptions{
 		Paths: strings.Split(os.Getenv(crdsEnv), string(os.PathListSeparator)), ErrorIfPathMissing: true,
@@ -82,14 +94,14 @@ func install(c *node.Cluster, cl client.Client, digest string) error {
 		return err
 	}
 	certManager = cm
-	return applyInstall(ctx, c, cl, digest)
+	return applyInstall(ctx, c, cl, digest, gitHost)
 }
 
-// applyInstall applies deploy/ with the image pinned to digest, as
-// `kubectl apply --server-side` does, and waits until the injector's
-// Deployment is available: the install, and an upgrade.
-func applyInstall(ctx context.Context, c *node.Cluster, cl client.Client, digest string) error {
-	docs, err := renderInstall(digest)
+// applyInstall applies deploy/ with the image pinned to digest and gitHost
+// allowed, as `kubectl apply --server-side` does, and waits until the
+// injector's Deployment is available: the install, and an upgrade.
+func applyInstall(ctx context.Context, c *node.Cluster, cl client.Client, digest, gitHost string) error {
+	docs, err := renderInstall(digest, gitHost)
 	if err != nil {
 		return err
 	}
@@ -107,7 +119,7 @@ func applyInstall(ctx context.Context, c *node.Cluster, cl client.Client, digest
 }
 
 // renderInstall is deploy/ through installOverlay.
-func renderInstall(digest string) ([][]byte, error) {
+func renderInstall(digest, gitHost string) ([][]byte, error) {
 	dir, err := os.MkdirTemp(node.WorkDir(), "install-")
 	if err != nil {
 		return nil, err
@@ -120,7 +132,7 @@ func renderInstall(digest string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	overlay := fmt.Appendf(nil, installOverlay, rel, node.InjectorImageRepo, digest)
+	overlay := fmt.Appendf(nil, installOverlay, rel, node.InjectorImageRepo, digest, gitHost)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), overlay, 0o644); err != nil {
 		return nil, err
 	}

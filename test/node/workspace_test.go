@@ -38,16 +38,16 @@ const (
 // TestWorkspace runs the flux example's workspace on the node, in a
 // namespace that enforces Pod Security "restricted": the chart's
 // Deployment, injected by the installed injector, its claim on a local
-// PersistentVolume, the seed init container from our image, and OpenCode
-// from the OpenCode image answering 401 without the password and 200 with
-// it. Then a session created, found by a new Pod (delete); scale to 0 and
-// back; day 2 (checkDay2: the injector upgraded, stopped); and the label
-// removed.
-//
-// The claim already holds the clone, as the seed leaves it: a seed in a Pod
-// cannot reach a TLS git server inside the node's namespace, since the
-// injection has no way to make it trust that server's CA (no
-// SSL_CERT_FILE or CA bundle for the seed container; reported).
+// PersistentVolume (empty), the seed init container from our image cloning
+// over HTTPS from the suite's self-hosted git server (its own CA, given as
+// the README says: the host in --allowed-git-hosts, the CA in a ConfigMap
+// named by annotation ca-bundle) with the token from the Secret, and
+// OpenCode from the OpenCode image answering 401 without the password and
+// 200 with it, its git fetching from that server with the CA the seed
+// wrote (GIT_SSL_CAINFO) and the token.
+// Then a session created, found by a new Pod (delete) that makes no
+// request to the git server; scale to 0 and back, again without one; day 2
+// (checkDay2: the injector upgraded, stopped); and the label removed.
 func TestWorkspace(t *testing.T) {
 	c := needNode(t)
 	ctx := context.Background()
@@ -58,16 +58,20 @@ func TestWorkspace(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Client.CoreV1().Secrets(workspaceNS).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "opencode-secret"},
-		StringData: map[string]string{contract.SecretKeyPassword: password},
-	}, metav1.CreateOptions{}); err != nil {
+	srv := gitServer(t)
+	if err := gitserver.MakeRepo(srv.Root, "angryninja", "k8s-cluster", 5, 2); err != nil {
 		t.Fatal(err)
 	}
-	dir := claimWithClone(t, c)
+	workspaceSecrets(t, c, workspaceNS)
+	dir := workspaceClaim(t, c)
 
 	d := fixtureDeployment(t, "flux", workspaceNS)
 	addOfflineEnv(t, d)
+	repoURL := srv.RepoURL("angryninja", "k8s-cluster")
+	annotations := d.GetAnnotations()
+	annotations[contract.AnnotationRepo] = repoURL
+	annotations[contract.AnnotationCABundle] = "git-ca"
+	d.SetAnnotations(annotations)
 	applied := time.Now()
 	applyAsHelm(t, cl, d)
 	pod := waitWorkspaceReady(t, c, "")
@@ -76,6 +80,11 @@ func TestWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("seed: %s", seedLog)
+	if !strings.Contains(seedLog, "cloned "+repoURL) {
+		t.Errorf("the seed did not clone %s over TLS: %s", repoURL, seedLog)
+	}
+	clone := filepath.Join(dir, strings.TrimPrefix(contract.WorkspaceRoot, contract.DataMountPath+"/"), srv.Host, "angryninja", "k8s-cluster")
+	checkClone(t, clone, filepath.Join(srv.Root, "angryninja", "k8s-cluster.git"))
 	url := "http://" + pod.Status.PodIP + ":4096"
 	if code := get(t, url+"/session", ""); code != http.StatusUnauthorized {
 		t.Errorf("without the password: %d, want 401", code)
@@ -90,11 +99,14 @@ func TestWorkspace(t *testing.T) {
 		}
 	}
 
+	checkGitInWorkspace(t, c, pod, srv, contract.WorkspaceRoot+"/"+srv.Host+"/angryninja/k8s-cluster")
+
 	sessionID := createSession(t, url)
 	logMemoryPeak(t, pod)
 
 	// A new Pod on the same claim: the clone and the session are there,
-	// OpenCode serves.
+	// OpenCode serves, and the seed asked the git server nothing.
+	served := srv.Requests()
 	deleted := time.Now()
 	if err := c.Client.CoreV1().Pods(workspaceNS).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -107,6 +119,9 @@ func TestWorkspace(t *testing.T) {
 	if code, body := request(t, http.MethodGet, "http://"+pod.Status.PodIP+":4096/session/"+sessionID, password, nil); code != http.StatusOK {
 		t.Errorf("the new Pod does not find session %s: %d %s", sessionID, code, body)
 	}
+	if n := srv.Requests() - served; n != 0 {
+		t.Errorf("the new Pod's seed made %d requests to the git server, want none (the clone is on the claim)", n)
+	}
 
 	// Scale to 0 and back.
 	scale(t, c, 0)
@@ -114,6 +129,9 @@ func TestWorkspace(t *testing.T) {
 	pod = waitWorkspaceReady(t, c, pod.Name)
 	if code := get(t, "http://"+pod.Status.PodIP+":4096/session", password); code != http.StatusOK {
 		t.Errorf("after scaling to 0 and back: %d, want 200", code)
+	}
+	if n := srv.Requests() - served; n != 0 {
+		t.Errorf("scaling to 0 and back made %d requests to the git server, want none", n)
 	}
 
 	t.Run("day 2", func(t *testing.T) { checkDay2(t, c, cl, d, pod) })
@@ -129,6 +147,27 @@ func TestWorkspace(t *testing.T) {
 	}
 	if len(restored.Spec.Template.Spec.InitContainers) != 0 || restored.Annotations[contract.AnnotationInjected] != "" {
 		t.Errorf("the label is gone but the injection stays: %+v", restored.Spec.Template.Spec.InitContainers)
+	}
+}
+
+// checkGitInWorkspace runs git fetch in the workspace's OpenCode container
+// (kubectl exec), in the clone at clonePath: it reaches the git server
+// with the injected GIT_SSL_CAINFO and credential helper, and without
+// GIT_SSL_CAINFO the server's certificate is not trusted.
+func checkGitInWorkspace(t *testing.T, c *node.Cluster, pod *corev1.Pod, srv *gitserver.Server, clonePath string) {
+	t.Helper()
+	ctx := context.Background()
+	before := srv.Requests()
+	fetch := "git -C " + clonePath + " fetch --verbose origin"
+	if out, err := c.Exec(ctx, workspaceNS, pod.Name, contract.DefaultContainerName, "sh", "-c", fetch); err != nil {
+		t.Errorf("git fetch in the workspace: %v", err)
+	} else if srv.Requests() == before {
+		t.Errorf("git fetch in the workspace did not reach the git server: %s", out)
+	}
+	// The same command, the CA file aside: refused.
+	out, err := c.Exec(ctx, workspaceNS, pod.Name, contract.DefaultContainerName, "sh", "-c", "unset "+contract.EnvGitSSLCAInfo+"; "+fetch)
+	if err == nil || !strings.Contains(out, "certificate") {
+		t.Errorf("git fetch without %s: %v, want the server's certificate refused: %s", contract.EnvGitSSLCAInfo, err, out)
 	}
 }
 
@@ -159,10 +198,10 @@ func logMemoryPeak(t *testing.T, pod *corev1.Pod) {
 	}
 }
 
-// claimWithClone creates the flux example's claim (deploy/flux's pvc.yaml,
-// on a default local StorageClass) bound to a local PersistentVolume that
-// already holds the workspace's clone, owned by the workspace's user.
-func claimWithClone(t *testing.T, c *node.Cluster) string {
+// workspaceClaim creates the flux example's claim (deploy/flux's pvc.yaml,
+// on a default local StorageClass) bound to a new, empty local
+// PersistentVolume, and returns the volume's directory.
+func workspaceClaim(t *testing.T, c *node.Cluster) string {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := c.Client.StorageV1().StorageClasses().Create(ctx, &storagev1.StorageClass{
@@ -185,24 +224,38 @@ func claimWithClone(t *testing.T, c *node.Cluster) string {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	bare := t.TempDir()
-	if err := gitserver.MakeRepo(bare, "angryninja", "k8s-cluster", 5, 2); err != nil {
-		t.Fatal(err)
-	}
-	clone := filepath.Join(dir, strings.TrimPrefix(contract.WorkspaceRoot, contract.DataMountPath+"/"), "github.com", "angryninja", "k8s-cluster")
-	if err := os.MkdirAll(filepath.Dir(clone), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := gitserver.Git(dir, "clone", "-q", filepath.Join(bare, "angryninja", "k8s-cluster.git"), clone); err != nil {
-		t.Fatal(err)
-	}
-	if err := gitserver.Git(clone, "remote", "set-url", "origin", "https://github.com/angryninja/k8s-cluster.git"); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("chown", "-R", "1000:1000", dir).CombinedOutput(); err != nil {
-		t.Fatalf("chown: %v: %s", err, out)
-	}
 	return dir
+}
+
+// checkClone checks that clone, on the claim, is a clone of bare: its HEAD
+// is bare's main, and its objects are whole.
+func checkClone(t *testing.T, clone, bare string) {
+	t.Helper()
+	head, err := gitAsRoot(clone, "rev-parse", "HEAD")
+	if err != nil {
+		t.Fatalf("no clone on the claim: %v", err)
+	}
+	want, err := gitAsRoot(bare, "rev-parse", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head != want {
+		t.Errorf("the clone's HEAD is %s, want the server's main %s", head, want)
+	}
+	if _, err := gitAsRoot(clone, "fsck", "--no-progress"); err != nil {
+		t.Error(err)
+	}
+}
+
+// gitAsRoot runs git in dir, which the workspace's user owns (git refuses
+// another user's repository without safe.directory), and returns its
+// output.
+func gitAsRoot(dir string, args ...string) (string, error) {
+	out, err := exec.Command("git", append([]string{"-c", "safe.directory=*", "-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("git -C %s %s: %w: %s", dir, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // addOfflineEnv adds opencode.Offline to the app container: nothing beyond
