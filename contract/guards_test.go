@@ -148,3 +148,50 @@ func TestHideTokensHidesUserinfo(t *testing.T) {
 		}
 	}
 }
+
+// Issue 18 review, finding 4: a token pasted as a repository's name (also
+// percent-encoded) or as a branch is refused at admission with a denial
+// naming the annotation, without the token: it would otherwise reach the
+// seed's output and the Pod's status.
+func TestTokenLikeRepoAndBranchAreRefused(t *testing.T) {
+	for _, tok := range tokens {
+		encoded := strings.Replace(strings.Replace(tok, "_", "%5F", 1), "glpat-", "glpat%2D", 1)
+		for key, err := range map[string]error{
+			"repo " + tok: func() error { _, err := ParseRepo("someone/"+tok, []string{"github.com"}); return err }(),
+			"repo URL " + tok: func() error {
+				_, err := ParseRepo("https://github.com/"+tok+"/name", []string{"github.com"})
+				return err
+			}(),
+			"repo " + encoded: func() error { _, err := ParseRepo("https://github.com/o/"+encoded, []string{"github.com"}); return err }(),
+			"branch " + tok:   ValidateBranch(tok),
+			"branch x/" + tok: ValidateBranch("feature/" + tok),
+		} {
+			var ae *AnnotationError
+			if !errors.As(err, &ae) {
+				t.Errorf("%s: %v, want a denial", key, err)
+				continue
+			}
+			if strings.Contains(err.Error(), secretPart(tok)) || !strings.Contains(err.Error(), "token-like") {
+				t.Errorf("%s: %v", key, err)
+			}
+		}
+	}
+	if _, err := ParseRepo("someone/0123456789abcdef0123456789abcdef01234567", []string{"github.com"}); err != nil {
+		t.Errorf("a 40-hex name is no token: %v", err)
+	}
+}
+
+// Issue 18 review, finding 7: HideTokens hides a percent-encoded token and
+// a password holding '/'.
+func TestHideTokensHidesEncodedTokensAndSlashedPasswords(t *testing.T) {
+	for in, want := range map[string]string{
+		"clone https://x/o/ghp%5FAbcdef0123456789 failed": "clone https://x/o/REDACTED failed",
+		"clone https://x/o/GLPAT%2dAbcdef0123 failed":     "clone https://x/o/REDACTED failed",
+		"remote alice:s3cr/et@example refused":            "remote REDACTED@example refused",
+		"remote https://alice:s3cr/et@example refused":    "remote https://REDACTED@example refused",
+	} {
+		if got := HideTokens(in); got != want {
+			t.Errorf("HideTokens(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
