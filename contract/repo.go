@@ -109,7 +109,7 @@ func ParseRepo(v string, allowed []string) (Repo, error) {
 			return bad("is not a valid owner/name", repoSegmentFix)
 		}
 		if tokenLike.MatchString(s) {
-			return bad("holds a token-like value (a credential prefix such as ghp_ or glpat-)", "name the repository by owner/name only; the token belongs in the Secret's "+SecretKeyToken+" key")
+			return bad("holds a token-like value (a GitHub or GitLab credential prefix)", "name the repository by owner/name only; the token belongs in the Secret's "+SecretKeyToken+" key")
 		}
 	}
 	if !slices.Contains(allowed, host) {
@@ -129,7 +129,7 @@ func ValidateBranch(b string) error {
 			"give a branch like main or release/1.2 (ASCII, no spaces, '..', '~^:?*[\\', leading '-' or '/', trailing '.lock'), or remove the annotation to use the remote's default branch"}
 	}
 	if tokenLike.MatchString(b) {
-		return &AnnotationError{AnnotationBranch, Mask(b), "holds a token-like value (a credential prefix such as ghp_ or glpat-)",
+		return &AnnotationError{AnnotationBranch, Mask(b), "holds a token-like value (a GitHub or GitLab credential prefix)",
 			"give the branch's name; the token belongs in the Secret's " + SecretKeyToken + " key"}
 	}
 	return nil
