@@ -135,9 +135,15 @@ func TestParseHostsRefusesWhatIsNotAHost(t *testing.T) {
 }
 
 // A user:password pasted where no URL belongs (a Secret or branch name) is
-// not repeated in a message; an image digest or a namespaced name is.
+// not repeated in a message, also with '/' in the password, nor is a
+// percent-encoded token (issue 18 review, finding 7); an image digest or a
+// namespaced name is.
 func TestHideTokensHidesUserinfo(t *testing.T) {
 	for in, want := range map[string]string{
+		"clone https://x/o/ghp%5FAbcdef0123456789 failed":     "clone https://x/o/REDACTED failed",
+		"clone https://x/o/GLPAT%2dAbcdef0123 failed":         "clone https://x/o/REDACTED failed",
+		"remote alice:s3cr/et@example refused":                "remote REDACTED@example refused",
+		"remote https://alice:s3cr/et@example refused":        "remote https://REDACTED@example refused",
 		`secret "https://user:hunter2@x" is not a valid name`: `secret "https://REDACTED@x" is not a valid name`,
 		`branch user:hunter2@host is refused`:                 `branch REDACTED@host is refused`,
 		`image ghcr.io/a/b@sha256:0123 kept`:                  `image ghcr.io/a/b@sha256:0123 kept`,
@@ -146,5 +152,38 @@ func TestHideTokensHidesUserinfo(t *testing.T) {
 		if got := HideTokens(in); got != want {
 			t.Errorf("HideTokens(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Issue 18 review, finding 4: a token pasted as a repository's name (also
+// percent-encoded) or as a branch is refused at admission with a denial
+// naming the annotation, without the token: it would otherwise reach the
+// seed's output and the Pod's status.
+func TestTokenLikeRepoAndBranchAreRefused(t *testing.T) {
+	for _, tok := range tokens {
+		encoded := strings.Replace(strings.Replace(tok, "_", "%5F", 1), "glpat-", "glpat%2D", 1)
+		for key, err := range map[string]error{
+			"repo " + tok: func() error { _, err := ParseRepo("someone/"+tok, []string{"github.com"}); return err }(),
+			"repo URL " + tok: func() error {
+				_, err := ParseRepo("https://github.com/"+tok+"/name", []string{"github.com"})
+				return err
+			}(),
+			"repo " + encoded: func() error { _, err := ParseRepo("https://github.com/o/"+encoded, []string{"github.com"}); return err }(),
+			"branch " + tok:   ValidateBranch(tok),
+			"branch x/" + tok: ValidateBranch("feature/" + tok),
+		} {
+			var ae *AnnotationError
+			if !errors.As(err, &ae) {
+				t.Errorf("%s: %v, want a denial", key, err)
+				continue
+			}
+			// The problem is read as written: HideTokens leaves it alone.
+			if strings.Contains(err.Error(), secretPart(tok)) || !strings.Contains(err.Error(), "token-like") || HideTokens(ae.Problem) != ae.Problem {
+				t.Errorf("%s: %v", key, err)
+			}
+		}
+	}
+	if _, err := ParseRepo("someone/0123456789abcdef0123456789abcdef01234567", []string{"github.com"}); err != nil {
+		t.Errorf("a 40-hex name is no token: %v", err)
 	}
 }

@@ -108,6 +108,9 @@ func ParseRepo(v string, allowed []string) (Repo, error) {
 		if len(s) > maxRepoSegment || !repoSegment.MatchString(s) {
 			return bad("is not a valid owner/name", repoSegmentFix)
 		}
+		if tokenLike.MatchString(s) {
+			return bad("holds a token-like value (a GitHub or GitLab credential prefix)", "name the repository by owner/name only; the token belongs in the Secret's "+SecretKeyToken+" key")
+		}
 	}
 	if !slices.Contains(allowed, host) {
 		return bad("is on host "+host+", which is not allowed", "use a repo on "+strings.Join(allowed, ", ")+", or add the host to the injector's --allowed-git-hosts")
@@ -124,6 +127,10 @@ func ValidateBranch(b string) error {
 		plumbing.ReferenceName("refs/heads/"+b).Validate() != nil {
 		return &AnnotationError{AnnotationBranch, Mask(b), "is not a valid git branch name",
 			"give a branch like main or release/1.2 (ASCII, no spaces, '..', '~^:?*[\\', leading '-' or '/', trailing '.lock'), or remove the annotation to use the remote's default branch"}
+	}
+	if tokenLike.MatchString(b) {
+		return &AnnotationError{AnnotationBranch, Mask(b), "holds a token-like value (a GitHub or GitLab credential prefix)",
+			"give the branch's name; the token belongs in the Secret's " + SecretKeyToken + " key"}
 	}
 	return nil
 }
@@ -167,9 +174,10 @@ const maxQuoted = 200
 var atSigns = []string{"@", "%40", "\uFF20", "\uFE6B"}
 
 // tokenLike is a value with a known credential prefix (GitHub's and
-// GitLab's personal, OAuth, app and refresh tokens), and what follows it.
-// A bare 40-hex value is a commit, not a token.
-var tokenLike = regexp.MustCompile(`(?i)(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-)[A-Za-z0-9_-]*`)
+// GitLab's personal, OAuth, app and refresh tokens), also percent-encoded
+// (ghp%5F…), and what follows it. A bare 40-hex value is a commit, not a
+// token.
+var tokenLike = regexp.MustCompile(`(?i)(gh[pousr](_|%5F)|github(_|%5F)pat(_|%5F)|glpat(-|%2D))[A-Za-z0-9_%-]*`)
 
 // HideTokens replaces every token-like value in a message with REDACTED.
 // Every denial, warning, log line and Event that can carry a user's value
@@ -180,7 +188,8 @@ func HideTokens(s string) string {
 
 // userinfo is a password in URL userinfo (user:password@, with or without
 // a scheme) pasted where no URL belongs, such as a Secret or branch name.
-var userinfo = regexp.MustCompile(`(^|[\s"'(=/])[^\s"'/@:]+:[^\s"'/@]+@`)
+// The password may hold '/', but not start with one (scheme://).
+var userinfo = regexp.MustCompile(`(^|[\s"'(=/])[^\s"'/@:]+:[^\s"'/@][^\s"'@]*@`)
 
 // Mask is a value where no URL credentials can be (a name, a size), fit for
 // a message: token-like values hidden, its length bounded.

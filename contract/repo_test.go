@@ -10,26 +10,26 @@ import (
 // the password, and with escaped or look-alike '@'.
 func TestRedactCutsCredentials(t *testing.T) {
 	for _, v := range []string{
-		"https://ghp_SECRET@github.com/a/b",
-		"https://x:ghp_SECRET@github.com/a/b",
-		"x-access-token:ghp_SECRET@github.com:owner/name",
-		"user:ghp_SECRET@github.com/owner/name",
-		"ghp_SECRET@github.com:owner/name.git",
-		"https://bob:ghp_SECRET?x@github.com/a/b",
-		"https://bob:ghp_SECRET#x@github.com/a/b",
-		"bob:ghp_SECRET#x@github.com:a/b",
-		"https://user:ghp_SECRET\uFF20github.com/a/b",
-		"ghp_SECRET\uFE6Bgithub.com/a/b",
-		"https://user:ghp_SECRET%40github.com/a/b",
-		"https://user%3Aghp_SECRET%40github.com/a/b",
-		"https://github.com/a/b?token=ghp_SECRET",
-		"a/b#ghp_SECRET",
+		"https://hunter2@github.com/a/b",
+		"https://x:hunter2@github.com/a/b",
+		"x-access-token:hunter2@github.com:owner/name",
+		"user:hunter2@github.com/owner/name",
+		"hunter2@github.com:owner/name.git",
+		"https://bob:hunter2?x@github.com/a/b",
+		"https://bob:hunter2#x@github.com/a/b",
+		"bob:hunter2#x@github.com:a/b",
+		"https://user:hunter2\uFF20github.com/a/b",
+		"hunter2\uFE6Bgithub.com/a/b",
+		"https://user:hunter2%40github.com/a/b",
+		"https://user%3Ahunter2%40github.com/a/b",
+		"https://github.com/a/b?token=hunter2",
+		"a/b#hunter2",
 	} {
 		got := Redact(v)
-		if strings.Contains(got, "SECRET") {
+		if strings.Contains(got, "hunter2") {
 			t.Errorf("Redact(%q) = %q keeps the secret", v, got)
 		}
-		if _, err := ParseRepo(v, []string{"github.com"}); err == nil || strings.Contains(err.Error(), "SECRET") {
+		if _, err := ParseRepo(v, []string{"github.com"}); err == nil || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("ParseRepo(%q): %v", v, err)
 		}
 	}

@@ -196,7 +196,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, nil
 	}
 	name := contract.ClaimName(d.Annotations, d.Name)
-	log = log.WithValues("claim", name)
+	log = log.WithValues("claim", contract.HideTokens(name)) // the claim annotation is anyone's to write
 	var existing corev1.PersistentVolumeClaim
 	err = r.Claims.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, &existing)
 	switch {
@@ -208,7 +208,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, nil
 	case !apierrors.IsNotFound(err):
-		return reconcile.Result{}, fmt.Errorf("read PersistentVolumeClaim %s/%s: %w", d.Namespace, name, err)
+		return reconcile.Result{}, tokensHidden{fmt.Errorf("read PersistentVolumeClaim %s/%s: %w", d.Namespace, name, err)}
 	}
 	pvc := NewClaim(d.Namespace, name, *want)
 	if err := r.Writer.Create(ctx, pvc, client.FieldOwner(FieldManager)); err != nil {
@@ -218,9 +218,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
 		r.event(d, nil, corev1.EventTypeWarning, ReasonFailed, "cannot create PersistentVolumeClaim %s: %v", name, err)
-		return reconcile.Result{}, fmt.Errorf("create PersistentVolumeClaim %s/%s: %w", d.Namespace, name, err)
+		return reconcile.Result{}, tokensHidden{fmt.Errorf("create PersistentVolumeClaim %s/%s: %w", d.Namespace, name, err)}
 	}
-	log.Info("created the workspace claim", "size", want.Size.String(), "storageClass", classOrDefault(want.Class), "replica", r.Identity)
+	log.Info("created the workspace claim", "size", want.Size.String(), "storageClass", contract.HideTokens(classOrDefault(want.Class)), "replica", r.Identity)
 	r.event(d, pvc, corev1.EventTypeNormal, ReasonProvisioned, "created PersistentVolumeClaim %s (%s, storage class %s, ReadWriteOnce; never deleted by the injector) on replica %s",
 		name, want.Size.String(), classOrDefault(want.Class), r.Identity)
 	return reconcile.Result{}, nil
@@ -298,3 +298,11 @@ func quantityOrNone(q resource.Quantity) string {
 	}
 	return q.String()
 }
+
+// tokensHidden is an error whose message has token-like values hidden (a
+// claim's name comes from an annotation, and the API server's message
+// repeats it); controller-runtime logs it as is.
+type tokensHidden struct{ err error }
+
+func (e tokensHidden) Error() string { return contract.HideTokens(e.err.Error()) }
+func (e tokensHidden) Unwrap() error { return e.err }

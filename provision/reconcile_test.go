@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -141,5 +143,50 @@ func TestEventsHideTokens(t *testing.T) {
 		}
 	default:
 		t.Fatal("no Event")
+	}
+}
+
+// Issue 18 review, finding 7: a claim named by a token-like value (a
+// lowercase glpat- is a valid name) shows in no log line and no error the
+// reconciler returns (controller-runtime logs it), whether the read or the
+// create fails; a storage class likewise.
+func TestReconcileLogsAndErrorsHideTokens(t *testing.T) {
+	token := "glpat-0123456789abcdefabcd"
+	for _, fail := range []string{"get", "create", "none"} {
+		d := workspaceIn("ws-ns", func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationClaim] = token
+			d.Annotations[contract.AnnotationStorageClass] = token
+		})
+		c := fake.NewClientBuilder().WithObjects(namespaceWith("ws-ns", consenting), d).Build()
+		refuse := func(obj client.Object) error {
+			return apierrors.NewForbidden(corev1.Resource("persistentvolumeclaims"), obj.GetName(), errors.New("quota"))
+		}
+		claims := interceptor.NewClient(c, interceptor.Funcs{
+			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if fail == "get" {
+					return apierrors.NewForbidden(corev1.Resource("persistentvolumeclaims"), key.Name, errors.New("quota"))
+				}
+				return c.Get(ctx, key, obj, opts...)
+			},
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				if fail == "create" {
+					return refuse(obj)
+				}
+				return c.Create(ctx, obj, opts...)
+			},
+		})
+		r := &Reconciler{Deployments: metadataOnly(c), Namespaces: c, Claims: claims, Writer: claims, Recorder: events.NewFakeRecorder(10), Identity: "injector-0"}
+		var logged strings.Builder
+		ctx := logf.IntoContext(context.Background(), funcr.New(func(prefix, args string) { logged.WriteString(prefix + args + "\n") }, funcr.Options{}))
+		_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
+		if (err != nil) != (fail != "none") {
+			t.Fatalf("%s: %v", fail, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "0123456789abcdef") || !apierrors.IsForbidden(err)) {
+			t.Errorf("%s: the error shows the token or lost its cause: %v", fail, err)
+		}
+		if strings.Contains(logged.String(), "0123456789abcdef") || fail == "none" && !strings.Contains(logged.String(), "created the workspace claim") {
+			t.Errorf("%s: logged %q", fail, logged.String())
+		}
 	}
 }

@@ -79,7 +79,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
-		fmt.Fprintf(stderr, "seed: %v\n", err)
+		fmt.Fprintln(stderr, contract.HideTokens("seed: "+err.Error()))
 		return ExitUsage
 	}
 	setMemoryLimit(cfg.MemoryLimit)
@@ -208,10 +208,13 @@ func checkBranch(b string) error {
 	return contract.ValidateBranch(b)
 }
 
-// redactToken hides the token should any message ever carry it.
+// redactToken hides the token should any message ever carry it, and any
+// token-like value.
 func redactToken(s, token string) string {
-	if token == "" {
-		return s
+	if token != "" {
+		s = strings.ReplaceAll(s, token, "REDACTED")
 	}
-	return strings.ReplaceAll(s, token, "REDACTED")
+	// A token pasted where none belongs (a repository's or branch's name)
+	// would otherwise reach the Pod's status through the termination log.
+	return contract.HideTokens(s)
 }

@@ -45,7 +45,7 @@ func (h *Handler) claimWarnings(ctx context.Context, req admissionv1.Operation, 
 	var pvc corev1.PersistentVolumeClaim
 	if err := h.Claims.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, &pvc); err != nil {
 		if !apierrors.IsNotFound(err) {
-			logf.FromContext(ctx).Info("cannot read the workspace claim; no claim warning", "claim", name, "reason", err.Error())
+			logf.FromContext(ctx).Info("cannot read the workspace claim; no claim warning", "claim", contract.HideTokens(name), "reason", contract.HideTokens(err.Error()))
 		}
 		return nil
 	}

@@ -2,16 +2,22 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/angryninja/opencode-injector/contract"
 )
@@ -97,5 +103,24 @@ func TestClaimWarningsWithoutAReader(t *testing.T) {
 	h := &Handler{Settings: testSettings()}
 	if got := h.claimWarnings(context.Background(), admissionv1.Create, asking(map[string]string{contract.AnnotationStorage: "5Gi"}), nil); got != nil {
 		t.Errorf("warnings without a claim reader: %q", got)
+	}
+}
+
+// Issue 18 review, finding 7: a claim that cannot be read is logged
+// without a token-like claim name (a lowercase glpat- is a valid name),
+// neither as the claim nor in the API server's reason.
+func TestClaimWarningsLogNoToken(t *testing.T) {
+	token := "glpat-0123456789abcdefabcd"
+	failing := interceptor.NewClient(fake.NewClientBuilder().Build(), interceptor.Funcs{
+		Get: func(_ context.Context, _ client.WithWatch, key client.ObjectKey, _ client.Object, _ ...client.GetOption) error {
+			return apierrors.NewForbidden(corev1.Resource("persistentvolumeclaims"), key.Name, errors.New("denied"))
+		},
+	})
+	var logged strings.Builder
+	ctx := logf.IntoContext(context.Background(), funcr.New(func(prefix, args string) { logged.WriteString(prefix + args + "\n") }, funcr.Options{}))
+	h := &Handler{Settings: testSettings(), Claims: failing}
+	h.claimWarnings(ctx, admissionv1.Create, asking(map[string]string{contract.AnnotationStorage: "5Gi", contract.AnnotationClaim: token}), nil)
+	if out := logged.String(); !strings.Contains(out, "cannot read the workspace claim") || strings.Contains(out, "0123456789abcdef") {
+		t.Errorf("logged %q", out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
 	"github.com/angryninja/opencode-injector/injection/injectiontest"
 )
 
@@ -147,5 +149,95 @@ func TestHandleDeniesAStorageAskWithoutTheRight(t *testing.T) {
 	}
 	if outcomeCount(OutcomeDenied) != before+1 {
 		t.Error("the denial was not counted")
+	}
+}
+
+// Handle runs the storage check with what the review holds: the stored
+// object (an unchanged ask is not reviewed again), the operation (an
+// update that adds the ask is reviewed), a review that cannot be made
+// (fails closed), and passes on the check's and the claim's warnings. Each
+// case names the line of handler.go it guards.
+func TestHandleGuardsTheStorageAsk(t *testing.T) {
+	plain := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	user := plain.DeepCopy()
+	user.Annotations[contract.AnnotationStorage] = "5Gi"
+	storedAsk, _, err := injection.Mutate(user, nil, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unrelatedEdit := storedAsk.DeepCopy()
+	unrelatedEdit.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "now"}
+	storedPlain, _, err := injection.Mutate(plain, nil, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addsAsk := storedPlain.DeepCopy()
+	addsAsk.Annotations[contract.AnnotationStorage] = "5Gi"
+	broken := fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error {
+			return errors.New("connection refused")
+		},
+	}).Build()
+	smallClaim := claimOf(contract.ClaimName(user.Annotations, user.Name), "1Gi", "")
+	for _, c := range []struct {
+		name        string
+		op          admissionv1.Operation
+		object, old *appsv1.Deployment
+		access      client.Writer // nil: the recording reviewer, allowing alice only
+		labeled     []string
+		claims      client.Reader
+		username    string
+		code        int32 // 0: allowed
+		reviews     int
+		warning     string
+	}{
+		// W1: the stored object reaches the check; bob lacks the right.
+		{name: "an unrelated edit of a workspace asking for storage needs no claim right", op: admissionv1.Update, object: unrelatedEdit, old: storedAsk, labeled: []string{"opencode"}, username: "bob"},
+		// W12: the check runs on updates too.
+		{name: "an update that adds the ask is denied to a user without the right", op: admissionv1.Update, object: addsAsk, old: storedPlain, labeled: []string{"opencode"}, username: "bob", code: http.StatusForbidden, reviews: 1},
+		// W2: a review error fails closed.
+		{name: "a review that cannot be made fails closed", op: admissionv1.Create, object: user, access: broken, labeled: []string{"opencode"}, username: "alice", code: http.StatusInternalServerError},
+		// W3: the check's warning reaches the answer.
+		{name: "an unlabeled namespace is warned about", op: admissionv1.Create, object: user, username: "alice", reviews: 1, warning: "namespace opencode is not labeled " + contract.LabelWorkspaces},
+		// W4: the claim's warning reaches the answer.
+		{name: "a claim smaller than asked is warned about", op: admissionv1.Create, object: user, labeled: []string{"opencode"}, claims: readerOf(smallClaim), username: "alice", reviews: 1, warning: "smaller than the 5Gi asked"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var reviews []authorizationv1.SubjectAccessReviewSpec
+			access := c.access
+			if access == nil {
+				access = accessReviewer(&reviews, "alice")
+			}
+			h := &Handler{Settings: testSettings(), Access: access, Namespaces: namespaces(c.labeled...), Claims: c.claims}
+			var old []byte
+			if c.old != nil {
+				old = injectiontest.MustJSON(t, c.old)
+			}
+			req := request(c.op, injectiontest.MustJSON(t, c.object), old)
+			req.UserInfo = authenticationv1.UserInfo{Username: c.username}
+			resp := h.Handle(context.Background(), req)
+			if c.code == 0 && !resp.Allowed || c.code != 0 && (resp.Allowed || resp.Result.Code != c.code) {
+				t.Fatalf("allowed=%v %v, want code %d (0: allowed)", resp.Allowed, resp.Result, c.code)
+			}
+			if len(reviews) != c.reviews {
+				t.Errorf("%d SubjectAccessReviews, want %d", len(reviews), c.reviews)
+			}
+			if c.warning != "" && !slices.ContainsFunc(resp.Warnings, func(w string) bool { return strings.Contains(w, c.warning) }) {
+				t.Errorf("warnings %q, want one saying %q", resp.Warnings, c.warning)
+			}
+		})
+	}
+}
+
+// A Deployment being deleted is not reviewed (storageaccess.go's deletion
+// test): its finalizers' last updates must pass whoever makes them.
+func TestStorageAdmissionLeavesADeletionAlone(t *testing.T) {
+	var reviews []authorizationv1.SubjectAccessReviewSpec
+	h := &Handler{Settings: testSettings(), Access: accessReviewer(&reviews), Namespaces: namespaces("opencode")}
+	d := asking(map[string]string{contract.AnnotationStorage: "5Gi"})
+	d.DeletionTimestamp = &metav1.Time{}
+	_, denial, err := h.storageAdmission(context.Background(), admissionv1.Update, authenticationv1.UserInfo{Username: "bob"}, d, &metav1.ObjectMeta{})
+	if err != nil || denial != "" || len(reviews) != 0 {
+		t.Errorf("a Deployment being deleted: %d reviews, denial %q, err %v", len(reviews), denial, err)
 	}
 }

@@ -18,7 +18,7 @@ const (
 	// unbounded API calls.
 	metricsReviewsPerSecond = 5
 	metricsReviewBurst      = 10
-	// A token the API server authenticated stays known for metricsKnownTTL
+	// A token the API server admitted (200) stays known for metricsKnownTTL
 	// after its last review (a scraper is reviewed again every
 	// metricsDecisionTTL, so it stays known while it scrapes). Its reviews
 	// come out of an allowance of its own, one every
@@ -31,12 +31,12 @@ const (
 	// metricsKnownMax bounds the known tokens, and with them the reviews
 	// of known tokens: at most metricsKnownMax every
 	// metricsKnownReviewEvery, beside the unknown tokens' rate. Only a
-	// token the API server authenticated can take a place.
+	// token the API server authenticated and authorized can take a place.
 	metricsKnownMax = 64
 )
 
 // reviewAllowances decides which allowance a TokenReview comes out of: the
-// token's own if the API server authenticated it recently, else the one
+// token's own if the API server admitted it recently, else the one
 // shared by all unknown tokens.
 type reviewAllowances struct {
 	clock   cache.Clock
@@ -52,18 +52,25 @@ func newReviewAllowances(clock cache.Clock) *reviewAllowances {
 	}
 }
 
-// allow takes one review from the token's allowance, or answers false when
-// it is spent.
-func (r *reviewAllowances) allow(token string) bool {
-	if l, ok := r.known.Get(tokenKey(token)); ok {
-		return l.(*rate.Limiter).AllowN(r.clock.Now(), 1)
+// allow takes one review from the token's allowance, or answers false and
+// how long that allowance takes to refill one review (whole seconds, for
+// Retry-After).
+func (r *reviewAllowances) allow(token string) (bool, time.Duration) {
+	l := r.unknown
+	if known, ok := r.known.Get(tokenKey(token)); ok {
+		l = known.(*rate.Limiter)
 	}
-	return r.unknown.AllowN(r.clock.Now(), 1)
+	if l.AllowN(r.clock.Now(), 1) {
+		return true, 0
+	}
+	refill := time.Duration(float64(time.Second) / float64(l.Limit()))
+	return false, (refill + time.Second - 1).Truncate(time.Second)
 }
 
-// authenticated records that the API server authenticated the token: it is
-// known for metricsKnownTTL more, keeping what is left of its allowance.
-func (r *reviewAllowances) authenticated(token string) {
+// admitted records that the API server authenticated the token and
+// authorized what it asked: it is known for metricsKnownTTL more, keeping
+// what is left of its allowance.
+func (r *reviewAllowances) admitted(token string) {
 	key := tokenKey(token)
 	l, ok := r.known.Get(key)
 	if !ok {

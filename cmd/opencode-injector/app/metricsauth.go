@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,15 +29,14 @@ const (
 	// revoked token or binding takes effect within it.
 	metricsDecisionTTL = time.Minute
 	// metricsDecisionsMax bounds the cache; the least recently used
-	// answer goes first.
+	// answer goes first. An entry is a 64-byte key and a status code,
+	// whatever the request, so the cache holds at most a few hundred KiB
+	// (expired entries stay until read or pushed out, within that bound).
 	metricsDecisionsMax = 1024
+	// metricsPathMax is the longest path reviewed; a longer one is
+	// answered 414 before any review (the metrics port serves /metrics).
+	metricsPathMax = 1024
 )
-
-// decision is the answer for one token, path and verb.
-type decision struct {
-	code    int
-	message string
-}
 
 // metricsAuthorizer admits a request to the metrics server when the API
 // server authenticates its bearer token (a TokenReview) and authorizes
@@ -47,7 +47,7 @@ type decision struct {
 // reviews are asked here with client-go, and their answers cached.
 type metricsAuthorizer struct {
 	clients   kubernetes.Interface
-	decisions *cache.LRUExpireCache // decisionKey -> decision
+	decisions *cache.LRUExpireCache // decisionKey -> int (a status code, nothing of the request)
 	reviews   *reviewAllowances     // TokenReviews of tokens not in the cache
 }
 
@@ -75,18 +75,27 @@ func (a *metricsAuthorizer) filter(log logr.Logger, next http.Handler) (http.Han
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
-			http.Error(w, "Unauthorized: send a bearer token allowed to GET "+r.URL.Path, http.StatusUnauthorized)
+			http.Error(w, "Unauthorized: send a bearer token allowed to GET /metrics", http.StatusUnauthorized)
 			return
 		}
-		d := a.decide(r.Context(), log, token, r.URL.Path, strings.ToLower(r.Method))
-		if d.code == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
-		if d.code != http.StatusOK {
-			http.Error(w, d.message, d.code)
+		if len(r.URL.Path) > metricsPathMax {
+			http.Error(w, fmt.Sprintf("URI too long: the metrics port reviews paths of up to %d bytes", metricsPathMax), http.StatusRequestURITooLong)
 			return
 		}
-		next.ServeHTTP(w, r)
+		code, retryAfter := a.decide(r.Context(), log, token, r.URL.Path, strings.ToLower(r.Method))
+		switch code {
+		case http.StatusOK:
+			next.ServeHTTP(w, r)
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+			http.Error(w, "Too many token reviews: retry later", code)
+		case http.StatusUnauthorized:
+			http.Error(w, "Unauthorized", code)
+		case http.StatusForbidden:
+			http.Error(w, "Forbidden: this token may not "+r.Method+" "+r.URL.Path, code)
+		default:
+			http.Error(w, "the token could not be reviewed", code)
+		}
 	}), nil
 }
 
@@ -98,38 +107,41 @@ func decisionKey(token, path, verb string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// decide answers from the cache, or asks the API server and caches its
-// answer; a review that failed is not cached.
-func (a *metricsAuthorizer) decide(ctx context.Context, log logr.Logger, token, path, verb string) decision {
+// decide answers a status code from the cache, or asks the API server and
+// caches its answer; a review that failed is not cached. retryAfter is set
+// with 429: when the allowance that refused has a review again.
+func (a *metricsAuthorizer) decide(ctx context.Context, log logr.Logger, token, path, verb string) (code int, retryAfter time.Duration) {
 	key := decisionKey(token, path, verb)
-	if d, ok := a.decisions.Get(key); ok {
-		return d.(decision)
+	if c, ok := a.decisions.Get(key); ok {
+		return c.(int), 0
 	}
-	if !a.reviews.allow(token) {
-		return decision{http.StatusTooManyRequests, "Too many token reviews: retry later"}
+	if ok, wait := a.reviews.allow(token); !ok {
+		return http.StatusTooManyRequests, wait
 	}
-	d, err := a.review(ctx, token, path, verb)
+	code, err := a.review(ctx, token, path, verb)
 	if err != nil {
-		log.Error(err, "review a token for the metrics port", "path", path)
-		return decision{http.StatusInternalServerError, "the token could not be reviewed"}
+		log.Error(err, "review a token for the metrics port")
+		return http.StatusInternalServerError, 0
 	}
-	// review answers 401 only for a token the API server did not
-	// authenticate; any other answer makes the token known.
-	if d.code != http.StatusUnauthorized {
-		a.reviews.authenticated(token)
+	// Only a token allowed what it asked takes a place among the known:
+	// any authenticated token (a minted ServiceAccount's) could otherwise
+	// push the scraper out.
+	if code == http.StatusOK {
+		a.reviews.admitted(token)
 	}
-	a.decisions.Add(key, d, metricsDecisionTTL)
-	return d
+	a.decisions.Add(key, code, metricsDecisionTTL)
+	return code, 0
 }
 
-// review asks the API server who the token is and whether it may verb path.
-func (a *metricsAuthorizer) review(ctx context.Context, token, path, verb string) (decision, error) {
+// review asks the API server who the token is and whether it may verb
+// path, and answers 200, 401 or 403.
+func (a *metricsAuthorizer) review(ctx context.Context, token, path, verb string) (int, error) {
 	tr, err := a.clients.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 	if err != nil {
-		return decision{}, fmt.Errorf("token review: %w", err)
+		return 0, fmt.Errorf("token review: %w", err)
 	}
 	if !tr.Status.Authenticated {
-		return decision{http.StatusUnauthorized, "Unauthorized"}, nil
+		return http.StatusUnauthorized, nil
 	}
 	user := tr.Status.User
 	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
@@ -141,10 +153,10 @@ func (a *metricsAuthorizer) review(ctx context.Context, token, path, verb string
 		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: path, Verb: verb},
 	}}, metav1.CreateOptions{})
 	if err != nil {
-		return decision{}, fmt.Errorf("access review of %s: %w", user.Username, err)
+		return 0, fmt.Errorf("access review of %s: %w", user.Username, err)
 	}
 	if !sar.Status.Allowed {
-		return decision{http.StatusForbidden, "Forbidden: " + user.Username + " may not " + strings.ToUpper(verb) + " " + path}, nil
+		return http.StatusForbidden, nil
 	}
-	return decision{http.StatusOK, ""}, nil
+	return http.StatusOK, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,12 +23,18 @@ import (
 )
 
 // countingAPIServer answers TokenReviews and SubjectAccessReviews as a
-// kube-apiserver does, over HTTP on 127.0.0.1, and counts them: the token
-// "scraper" is a user allowed to GET /metrics, "stranger" a user who is not,
-// any other token is unknown.
+// kube-apiserver does, over HTTP on 127.0.0.1, and counts them. Tokens:
+// "scraper" and "other-scraper" are users allowed to GET /metrics;
+// "group-scraper" is allowed only through its group, UID and extra (as a
+// binding to a group would be, and a scoped token); "stranger" and any
+// "minted-…" are users who may not; "unreviewable" fails its TokenReview
+// and "unauthorizable" its SubjectAccessReview; any other token is unknown.
 type countingAPIServer struct {
 	tokenReviews, accessReviews atomic.Int64
 }
+
+// groupScraper is the user "group-scraper" is.
+var groupScraper = authenticationv1.UserInfo{Username: "group-scraper", UID: "u-1", Groups: []string{"metrics-readers"}, Extra: map[string]authenticationv1.ExtraValue{"scope": {"metrics"}}}
 
 func (s *countingAPIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
@@ -35,17 +43,28 @@ func (s *countingAPIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.tokenReviews.Add(1)
 		var tr authenticationv1.TokenReview
 		_ = json.NewDecoder(r.Body).Decode(&tr)
-		switch tr.Spec.Token {
-		case "scraper", "stranger":
-			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: tr.Spec.Token}}
+		switch tok := tr.Spec.Token; {
+		case tok == "unreviewable":
+			http.Error(w, "etcd is down", http.StatusInternalServerError)
+			return
+		case tok == "group-scraper":
+			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: groupScraper}
+		case tok == "scraper", tok == "other-scraper", tok == "stranger", tok == "unauthorizable", strings.HasPrefix(tok, "minted-"):
+			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: tok}}
 		}
 		_ = json.NewEncoder(w).Encode(tr)
 	case "/apis/authorization.k8s.io/v1/subjectaccessreviews":
 		s.accessReviews.Add(1)
 		var sar authorizationv1.SubjectAccessReview
 		_ = json.NewDecoder(r.Body).Decode(&sar)
-		sar.Status.Allowed = sar.Spec.User == "scraper" && sar.Spec.NonResourceAttributes != nil &&
-			sar.Spec.NonResourceAttributes.Path == "/metrics" && sar.Spec.NonResourceAttributes.Verb == "get"
+		spec := sar.Spec
+		if spec.User == "unauthorizable" {
+			http.Error(w, "the authorizer webhook is down", http.StatusInternalServerError)
+			return
+		}
+		byGroup := slices.Contains(spec.Groups, groupScraper.Groups[0]) && spec.UID == groupScraper.UID && slices.Equal([]string(spec.Extra["scope"]), groupScraper.Extra["scope"])
+		sar.Status.Allowed = (spec.User == "scraper" || spec.User == "other-scraper" || byGroup) && spec.NonResourceAttributes != nil &&
+			spec.NonResourceAttributes.Path == "/metrics" && spec.NonResourceAttributes.Verb == "get"
 		_ = json.NewEncoder(w).Encode(sar)
 	default:
 		http.NotFound(w, r)
@@ -262,29 +281,32 @@ func TestAFloodOfBogusTokensDoesNotStarveTheScraper(t *testing.T) {
 	}
 }
 
-// A known token's own allowance is bounded too, and is its own: a token the
-// API server authenticates (but may not read the metrics) asking for
-// distinct paths costs at most metricsKnownReviewBurst reviews, then 429,
-// and neither it nor the unknown tokens' flood takes the scraper's
-// allowance.
+// A known token's own allowance is bounded too, and is its own: a scraper
+// asking for distinct paths costs at most metricsKnownReviewBurst reviews,
+// then 429 with a Retry-After of its allowance's refill (the unknown
+// tokens': 1 s), and neither it nor the unknown tokens' flood takes another
+// scraper's allowance.
 func TestAKnownTokensAllowanceIsItsOwn(t *testing.T) {
 	a, api, now := fakeClockAuthorizer(t)
 	h := metricsHandler(t, a.filter)
-	for _, token := range []string{"scraper", "stranger"} {
-		if got := scrape(h, "/metrics", token); got == http.StatusTooManyRequests {
+	for _, token := range []string{"scraper", "other-scraper"} {
+		if got := scrape(h, "/metrics", token); got != http.StatusOK {
 			t.Fatalf("%s: %d", token, got)
 		}
 	}
 	floodOfBogusTokens(t, h, "bogus", metricsReviewBurst)
+	if got := retryAfter(h, "bogus-spent"); got != "1" {
+		t.Errorf("an unknown token refused: Retry-After %q, want 1 (the unknown allowance refills %d a second)", got, metricsReviewsPerSecond)
+	}
 	before := api.tokenReviews.Load()
 	limited := 0
 	for i := range 50 {
-		switch code := scrape(h, fmt.Sprintf("/metrics/%d", i), "stranger"); code {
+		switch code := scrape(h, fmt.Sprintf("/metrics/%d", i), "other-scraper"); code {
 		case http.StatusTooManyRequests:
 			limited++
 		case http.StatusForbidden:
 		default:
-			t.Fatalf("stranger: %d", code)
+			t.Fatalf("other-scraper: %d", code)
 		}
 	}
 	if tr := api.tokenReviews.Load() - before; tr != metricsKnownReviewBurst {
@@ -293,9 +315,116 @@ func TestAKnownTokensAllowanceIsItsOwn(t *testing.T) {
 	if limited != 50-(metricsKnownReviewBurst) {
 		t.Errorf("%d of 50 paths of a known token answered 429, want %d", limited, 50-(metricsKnownReviewBurst))
 	}
+	if got, want := retryAfter(h, "other-scraper"), fmt.Sprint(int(metricsKnownReviewEvery/time.Second)); got != want {
+		t.Errorf("a known token refused: Retry-After %q, want %s (its allowance refills one every %s)", got, want, metricsKnownReviewEvery)
+	}
 	now.Step(metricsDecisionTTL + time.Second)
 	floodOfBogusTokens(t, h, "bogus-again", 2*metricsReviewBurst)
 	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
 		t.Errorf("the scraper got %d after another token spent its allowance, want 200", got)
+	}
+}
+
+// retryAfter scrapes a path never asked before with token and answers the
+// Retry-After of its 429.
+func retryAfter(h http.Handler, token string) string {
+	req := httptest.NewRequest(http.MethodGet, "/metrics/never-asked", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusTooManyRequests {
+		return fmt.Sprintf("answer %d, not 429", rec.Code)
+	}
+	return rec.Header().Get("Retry-After")
+}
+
+// Issue 18 review, finding 2: only a token answered 200 (authenticated and
+// authorized) takes a place among the known. A user who can mint
+// ServiceAccount tokens mints more than there are places, each answered
+// 403; the scraper keeps its place, and a flood of bogus tokens across
+// five minutes (every expiry of its answer) does not starve it.
+func TestOnlyAdmittedTokensBecomeKnown(t *testing.T) {
+	a, _, now := fakeClockAuthorizer(t)
+	h := metricsHandler(t, a.filter)
+	if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
+		t.Fatal(got)
+	}
+	// The minted tokens come within the unknown allowance (5 a second).
+	for i := 0; i < 2*metricsKnownMax; {
+		if scrape(h, "/metrics", fmt.Sprintf("minted-%d", i)) == http.StatusForbidden {
+			i++
+		} else {
+			now.Step(200 * time.Millisecond)
+		}
+	}
+	now.Step(metricsDecisionTTL) // the scraper's answer expires
+	for s := range 300 {
+		floodOfBogusTokens(t, h, fmt.Sprintf("bogus-%d", s), 20)
+		if s%30 == 0 {
+			if got := scrape(h, "/metrics", "scraper"); got != http.StatusOK {
+				t.Fatalf("at %d s, after %d minted tokens answered 403 and a flood, the scraper got %d, want 200", s, 2*metricsKnownMax, got)
+			}
+		}
+		now.Step(time.Second)
+	}
+}
+
+// Issue 18 review, finding 1: a cached answer holds a status code and
+// nothing of the request (no path, no user), so an authenticated token
+// asking for many long paths cannot grow the cache past its entries' fixed
+// size; a path past metricsPathMax is refused 414 before any review, and
+// the 403's message echoes at most that much.
+func TestMetricsCacheHoldsNoPartOfTheRequest(t *testing.T) {
+	a, api, _ := fakeClockAuthorizer(t)
+	h := metricsHandler(t, a.filter)
+	longest := "/" + strings.Repeat("a", metricsPathMax-1)
+	req := httptest.NewRequest(http.MethodGet, longest, nil)
+	req.Header.Set("Authorization", "Bearer stranger")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || rec.Body.Len() > metricsPathMax+100 {
+		t.Fatalf("a path of %d bytes: %d, %d bytes of answer", metricsPathMax, rec.Code, rec.Body.Len())
+	}
+	keys := a.decisions.Keys()
+	if len(keys) != 1 {
+		t.Fatalf("%d cached answers, want 1", len(keys))
+	}
+	for _, k := range keys {
+		v, _ := a.decisions.Get(k)
+		if _, ok := v.(int); !ok {
+			t.Errorf("a cached answer is a %T, want the status code alone", v)
+		}
+	}
+	before := api.tokenReviews.Load()
+	if got := scrape(h, longest+"a", "stranger"); got != http.StatusRequestURITooLong {
+		t.Errorf("a path of %d bytes: %d, want 414", metricsPathMax+1, got)
+	}
+	if api.tokenReviews.Load() != before || len(a.decisions.Keys()) != 1 {
+		t.Error("a path past the bound was reviewed or cached")
+	}
+}
+
+// A review that fails is answered 500, never 200, and is not cached: the
+// next request asks again.
+func TestAFailedReviewIsNotAnAnswer(t *testing.T) {
+	h, api := metricsFilter(t)
+	for _, token := range []string{"unreviewable", "unauthorizable"} {
+		for range 2 {
+			if got := scrape(h, "/metrics", token); got != http.StatusInternalServerError {
+				t.Errorf("%s: %d, want 500", token, got)
+			}
+		}
+	}
+	if tr, sar := api.tokenReviews.Load(), api.accessReviews.Load(); tr != 4 || sar != 2 {
+		t.Errorf("failed reviews were cached: %d TokenReviews, %d SubjectAccessReviews, want 4 and 2", tr, sar)
+	}
+}
+
+// The access review asks for the user the token is, whole: a scraper
+// allowed only through its group (with its UID and extra) gets 200.
+func TestTheAccessReviewCarriesTheWholeUser(t *testing.T) {
+	h, _ := metricsFilter(t)
+	if got := scrape(h, "/metrics", "group-scraper"); got != http.StatusOK {
+		t.Errorf("a scraper allowed through its group, UID and extra: %d, want 200", got)
 	}
 }
