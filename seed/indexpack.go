@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"time"
 
-	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
@@ -75,8 +77,9 @@ func (s *budgetStorage) PackfileWriter() (io.WriteCloser, error) {
 // checksum and writes the index.
 type packWriter struct {
 	st      *filesystem.Storage
-	fs      billy.Filesystem
-	f       billy.File
+	dir     string // objects/pack
+	f       *os.File
+	behind  writeBehind
 	pw      *io.PipeWriter
 	done    chan struct{}
 	scan    *packScan
@@ -86,17 +89,16 @@ type packWriter struct {
 }
 
 func newPackWriter(st *filesystem.Storage, b budget, found func(*tooLarge)) (*packWriter, error) {
-	fs := st.Filesystem()
-	dir := fs.Join("objects", "pack")
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	dir := filepath.Join(st.Filesystem().Root(), "objects", "pack")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := fs.TempFile(dir, "tmp_pack_")
+	f, err := os.CreateTemp(dir, "tmp_pack_")
 	if err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	w := &packWriter{st: st, fs: fs, f: f, pw: pw, done: make(chan struct{}), scan: &packScan{budget: b}, found: found}
+	w := &packWriter{st: st, dir: dir, f: f, behind: writeBehind{fd: int(f.Fd())}, pw: pw, done: make(chan struct{}), scan: &packScan{budget: b}, found: found}
 	go func() {
 		defer close(w.done)
 		w.scan.err = w.scan.run(bufio.NewReaderSize(pr, 64<<10))
@@ -118,6 +120,9 @@ func (w *packWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.f.Write(p)
 	w.n += int64(n)
+	if err == nil {
+		err = w.behind.wrote(n)
+	}
 	return n, err
 }
 
@@ -137,7 +142,7 @@ func (w *packWriter) Close() error {
 		err = closeErr
 	}
 	if err != nil {
-		_ = w.fs.Remove(w.f.Name())
+		_ = os.Remove(w.f.Name())
 		if errors.Is(err, packfile.ErrEmptyPackfile) {
 			return nil // as go-git: nothing was sent, nothing to store
 		}
@@ -148,12 +153,16 @@ func (w *packWriter) Close() error {
 
 func (w *packWriter) finish() error {
 	s := w.scan
+	if err := w.behind.finish(); err != nil {
+		return err
+	}
 	if err := s.checksums(w.f, w.n); err != nil {
 		return err
 	}
 	if err := s.resolve(w.f, w.n); err != nil {
 		return err
 	}
+	dropCache(int(w.f.Fd()), 0, w.n) // what resolve read back
 	idx := new(idxfile.Writer)
 	_ = idx.OnHeader(uint32(len(s.objs)))
 	for i := range s.objs {
@@ -168,8 +177,8 @@ func (w *packWriter) finish() error {
 		return err
 	}
 	s.objs = nil
-	base := w.fs.Join("objects", "pack", "pack-"+s.trailer.String())
-	idxFile, err := w.fs.Create(base + ".idx.tmp")
+	base := filepath.Join(w.dir, "pack-"+s.trailer.String())
+	idxFile, err := os.Create(base + ".idx.tmp")
 	if err != nil {
 		return err
 	}
@@ -178,15 +187,18 @@ func (w *packWriter) finish() error {
 		err = closeErr
 	}
 	if err == nil {
-		err = w.fs.Rename(w.f.Name(), base+".pack")
+		err = os.Rename(w.f.Name(), base+".pack")
 	}
 	if err == nil {
-		err = w.fs.Rename(base+".idx.tmp", base+".idx")
+		err = os.Rename(base+".idx.tmp", base+".idx")
 	}
 	if err != nil {
-		_ = w.fs.Remove(base + ".idx.tmp")
+		_ = os.Remove(base + ".idx.tmp")
 		return err
 	}
+	// The walk's buffers go back to the kernel before the checkout fills
+	// the page cache: a memory cgroup would count both.
+	debug.FreeOSMemory()
 	w.st.Reindex() // go-git finds the new pack on its next lookup
 	if w.indexed != nil {
 		*w.indexed = time.Now()
@@ -361,22 +373,4 @@ func (s *packScan) checksums(f io.ReaderAt, size int64) error {
 		return fmt.Errorf("pack: checksum %s, its trailer says %s", got, s.trailer)
 	}
 	return nil
-}
-
-// inflate reads object i's data (a delta's instructions, else its content).
-func (s *packScan) inflate(f io.ReaderAt, size int64, i int) ([]byte, error) {
-	o := &s.objs[i]
-	end := size - 20
-	if i+1 < len(s.objs) {
-		end = s.objs[i+1].offset
-	}
-	zr, err := zlib.NewReader(bufio.NewReader(io.NewSectionReader(f, o.data, end-o.data)))
-	if err != nil {
-		return nil, fmt.Errorf("pack: object at %d: %w", o.offset, err)
-	}
-	buf := make([]byte, o.size)
-	if _, err := io.ReadFull(zr, buf); err != nil {
-		return nil, fmt.Errorf("pack: object at %d: %w", o.offset, err)
-	}
-	return buf, nil
 }
