@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/angryninja/opencode-injector/test/rootonly"
 )
@@ -67,6 +68,48 @@ func (c *memoryCgroup) enter(cmd *exec.Cmd) {
 func (c *memoryCgroup) maxUsageMiB(t *testing.T) float64 {
 	t.Helper()
 	return float64(c.value(t, "memory.max_usage_in_bytes", "")) / (1 << 20)
+}
+
+// watch samples the cgroup every 5 ms until the returned function is
+// called, which says what filled it at the highest sample: anonymous
+// memory (the heap) and page cache, dirty or not. Sampled, so it can miss
+// the true peak by a little; max_usage_in_bytes is the peak.
+func (c *memoryCgroup) watch(t *testing.T) func() string {
+	t.Helper()
+	done, result := make(chan struct{}), make(chan string)
+	go func() {
+		var usage int64
+		var at string
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				result <- at
+				return
+			case <-tick.C:
+			}
+			stat, err := os.ReadFile(filepath.Join(c.dir, "memory.stat"))
+			if err != nil {
+				continue
+			}
+			m := map[string]float64{}
+			for _, line := range strings.Split(string(stat), "\n") {
+				if k, v, ok := strings.Cut(line, " "); ok {
+					n, _ := strconv.ParseFloat(v, 64)
+					m[k] = n / (1 << 20)
+				}
+			}
+			if u := int64(m["rss"] + m["cache"]); u > usage {
+				usage = u
+				at = fmt.Sprintf("rss %.1f MiB, page cache %.1f MiB (%.1f MiB dirty)", m["rss"], m["cache"], m["dirty"])
+			}
+		}
+	}()
+	return func() string {
+		close(done)
+		return <-result
+	}
 }
 
 // oomKills is how many processes the kernel killed for the cgroup's limit.

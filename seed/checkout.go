@@ -232,16 +232,22 @@ func (c *checkout) stream(entry *index.Entry, mode filemode.FileMode, r io.Reade
 		return fmt.Errorf("check out %s: %w", entry.Name, err)
 	}
 	buf := make([]byte, 64<<10)
+	behind := writeBehind{fd: fd}
 	for err == nil {
 		var n int
 		n, err = r.Read(buf)
 		if n > 0 {
 			if werr := writeAll(fd, buf[:n]); werr != nil {
 				err = werr
+			} else if werr := behind.wrote(n); werr != nil {
+				err = werr
 			}
 		}
 	}
-	if err == io.EOF {
+	if err == io.EOF && behind.large() {
+		err = behind.finish()
+	}
+	if err == nil || err == io.EOF {
 		err = closeFile(fd, entry)
 	} else {
 		_ = unix.Close(fd)

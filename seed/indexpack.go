@@ -3,15 +3,15 @@ package seed
 import (
 	"bufio"
 	"compress/zlib"
-	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"time"
 
-	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
@@ -71,12 +71,13 @@ func (s *budgetStorage) PackfileWriter() (io.WriteCloser, error) {
 // packWriter writes the pack as it arrives to a temporary file beside the
 // packs, scans its object headers on the way (the budget is checked there,
 // before anything is resolved, and the first object over it ends the
-// transfer at once), and on Close resolves deltas, verifies the pack's
-// checksum and writes the index.
+// transfer at once) and checksums it, and on Close resolves deltas and
+// writes the index.
 type packWriter struct {
 	st      *filesystem.Storage
-	fs      billy.Filesystem
-	f       billy.File
+	dir     string // objects/pack
+	f       *os.File
+	behind  writeBehind
 	pw      *io.PipeWriter
 	done    chan struct{}
 	scan    *packScan
@@ -86,20 +87,19 @@ type packWriter struct {
 }
 
 func newPackWriter(st *filesystem.Storage, b budget, found func(*tooLarge)) (*packWriter, error) {
-	fs := st.Filesystem()
-	dir := fs.Join("objects", "pack")
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	dir := filepath.Join(st.Filesystem().Root(), "objects", "pack")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := fs.TempFile(dir, "tmp_pack_")
+	f, err := os.CreateTemp(dir, "tmp_pack_")
 	if err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	w := &packWriter{st: st, fs: fs, f: f, pw: pw, done: make(chan struct{}), scan: &packScan{budget: b}, found: found}
+	w := &packWriter{st: st, dir: dir, f: f, behind: writeBehind{fd: int(f.Fd())}, pw: pw, done: make(chan struct{}), scan: &packScan{budget: b}, found: found}
 	go func() {
 		defer close(w.done)
-		w.scan.err = w.scan.run(bufio.NewReaderSize(pr, 64<<10))
+		w.scan.err = w.scan.run(pr)
 		var tl *tooLarge
 		if errors.As(w.scan.err, &tl) && found != nil {
 			found(tl)
@@ -118,6 +118,9 @@ func (w *packWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.f.Write(p)
 	w.n += int64(n)
+	if err == nil {
+		err = w.behind.wrote(n)
+	}
 	return n, err
 }
 
@@ -137,7 +140,7 @@ func (w *packWriter) Close() error {
 		err = closeErr
 	}
 	if err != nil {
-		_ = w.fs.Remove(w.f.Name())
+		_ = os.Remove(w.f.Name())
 		if errors.Is(err, packfile.ErrEmptyPackfile) {
 			return nil // as go-git: nothing was sent, nothing to store
 		}
@@ -148,12 +151,13 @@ func (w *packWriter) Close() error {
 
 func (w *packWriter) finish() error {
 	s := w.scan
-	if err := s.checksums(w.f, w.n); err != nil {
+	if err := w.behind.finish(); err != nil {
 		return err
 	}
 	if err := s.resolve(w.f, w.n); err != nil {
 		return err
 	}
+	dropCache(int(w.f.Fd()), 0, w.n) // what resolve read back
 	idx := new(idxfile.Writer)
 	_ = idx.OnHeader(uint32(len(s.objs)))
 	for i := range s.objs {
@@ -168,8 +172,8 @@ func (w *packWriter) finish() error {
 		return err
 	}
 	s.objs = nil
-	base := w.fs.Join("objects", "pack", "pack-"+s.trailer.String())
-	idxFile, err := w.fs.Create(base + ".idx.tmp")
+	base := filepath.Join(w.dir, "pack-"+s.trailer.String())
+	idxFile, err := os.Create(base + ".idx.tmp")
 	if err != nil {
 		return err
 	}
@@ -178,15 +182,18 @@ func (w *packWriter) finish() error {
 		err = closeErr
 	}
 	if err == nil {
-		err = w.fs.Rename(w.f.Name(), base+".pack")
+		err = os.Rename(w.f.Name(), base+".pack")
 	}
 	if err == nil {
-		err = w.fs.Rename(base+".idx.tmp", base+".idx")
+		err = os.Rename(base+".idx.tmp", base+".idx")
 	}
 	if err != nil {
-		_ = w.fs.Remove(base + ".idx.tmp")
+		_ = os.Remove(base + ".idx.tmp")
 		return err
 	}
+	// The walk's buffers go back to the kernel before the checkout fills
+	// the page cache: a memory cgroup would count both.
+	debug.FreeOSMemory()
 	w.st.Reindex() // go-git finds the new pack on its next lookup
 	if w.indexed != nil {
 		*w.indexed = time.Now()
@@ -195,8 +202,9 @@ func (w *packWriter) finish() error {
 }
 
 // packScan reads a pack as it streams by: its objects' headers, the hash
-// of every non-delta object (inflated into the hasher, never held), and
-// each delta's base and result sizes.
+// of every non-delta object (inflated into the hasher, never held), each
+// delta's base and result sizes, each object's CRC-32 and the pack's
+// checksum.
 type packScan struct {
 	budget  budget
 	objs    []packEntry
@@ -208,9 +216,10 @@ type packScan struct {
 	peakHeld int64
 }
 
-func (s *packScan) run(r *bufio.Reader) error {
+func (s *packScan) run(r io.Reader) error {
+	cr := newPackStream(r)
 	var hdr [12]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	if _, err := io.ReadFull(cr, hdr[:]); err != nil {
 		return fmt.Errorf("pack header: %w", err)
 	}
 	if string(hdr[:4]) != "PACK" {
@@ -222,10 +231,14 @@ func (s *packScan) run(r *bufio.Reader) error {
 	count := binary.BigEndian.Uint32(hdr[8:])
 	s.objs = make([]packEntry, 0, min(count, 1<<20))
 	s.refs = map[int]plumbing.Hash{}
-	cr := &countingReader{r: r, n: 12}
 	var zr io.ReadCloser
+	// Reused for every object: a new 32 KiB copy buffer per object was
+	// most of the scan's allocation.
+	copyBuf := make([]byte, 32<<10)
+	deltaHeader := bufio.NewReaderSize(nil, 16)
 	for i := uint32(0); i < count; i++ {
 		e := packEntry{offset: cr.n}
+		cr.beginObject()
 		c, err := cr.ReadByte()
 		if err != nil {
 			return err
@@ -280,7 +293,8 @@ func (s *packScan) run(r *bufio.Reader) error {
 		}
 		if e.disk == packOFSDelta || e.disk == packREFDelta {
 			// The delta's first bytes give its base's size and its own.
-			br := bufio.NewReaderSize(zr, 16)
+			br := deltaHeader
+			br.Reset(zr)
 			src, err := binary.ReadUvarint(br)
 			if err != nil {
 				return fmt.Errorf("pack: object at %d: %w", e.offset, err)
@@ -298,7 +312,7 @@ func (s *packScan) run(r *bufio.Reader) error {
 			}
 		} else {
 			h := plumbing.NewHasher(e.typ, e.size)
-			n, err := io.Copy(h, zr)
+			n, err := io.CopyBuffer(h, zr, copyBuf)
 			if err != nil {
 				return fmt.Errorf("pack: object at %d: %w", e.offset, err)
 			}
@@ -308,75 +322,18 @@ func (s *packScan) run(r *bufio.Reader) error {
 			e.hash = h.Sum()
 			e.result = e.size
 		}
+		e.crc = cr.objectCRC()
 		s.objs = append(s.objs, e)
 	}
+	sum := cr.packSum()
 	if _, err := io.ReadFull(cr, s.trailer[:]); err != nil {
 		return fmt.Errorf("pack checksum: %w", err)
+	}
+	if sum != s.trailer {
+		return fmt.Errorf("pack: checksum %s, its trailer says %s", sum, s.trailer)
 	}
 	if _, err := cr.ReadByte(); err != io.EOF {
 		return errors.New("pack: data after the checksum")
 	}
 	return nil
-}
-
-type countingReader struct {
-	r *bufio.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.n++
-	}
-	return b, err
-}
-
-// checksums reads the written pack once, in order: the CRC-32 of each
-// object's bytes, and the SHA-1 of the whole against its trailer.
-func (s *packScan) checksums(f io.ReaderAt, size int64) error {
-	sum := sha1.New()
-	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size-20), 1<<20)
-	if _, err := io.CopyN(sum, r, 12); err != nil {
-		return err
-	}
-	for i := range s.objs {
-		end := size - 20
-		if i+1 < len(s.objs) {
-			end = s.objs[i+1].offset
-		}
-		crc := crc32.NewIEEE()
-		if _, err := io.CopyN(io.MultiWriter(crc, sum), r, end-s.objs[i].offset); err != nil {
-			return err
-		}
-		s.objs[i].crc = crc.Sum32()
-	}
-	if got := plumbing.Hash(sum.Sum(nil)); got != s.trailer {
-		return fmt.Errorf("pack: checksum %s, its trailer says %s", got, s.trailer)
-	}
-	return nil
-}
-
-// inflate reads object i's data (a delta's instructions, else its content).
-func (s *packScan) inflate(f io.ReaderAt, size int64, i int) ([]byte, error) {
-	o := &s.objs[i]
-	end := size - 20
-	if i+1 < len(s.objs) {
-		end = s.objs[i+1].offset
-	}
-	zr, err := zlib.NewReader(bufio.NewReader(io.NewSectionReader(f, o.data, end-o.data)))
-	if err != nil {
-		return nil, fmt.Errorf("pack: object at %d: %w", o.offset, err)
-	}
-	buf := make([]byte, o.size)
-	if _, err := io.ReadFull(zr, buf); err != nil {
-		return nil, fmt.Errorf("pack: object at %d: %w", o.offset, err)
-	}
-	return buf, nil
 }

@@ -10,10 +10,13 @@ import (
 )
 
 // The seed's memory: its Go memory limit is memoryShare of its container's
-// limit, so the garbage collector works harder before the kernel kills it.
-// A delta fits when its base, its data and the object it builds, plus
-// memoryReserve for everything else the clone keeps, stay within that; an
-// object stored whole streams, and needs no more than the reserve.
+// limit, so the garbage collector works harder before the kernel kills it;
+// the rest is for what the kernel charges beside the heap, the page cache
+// of the files the seed writes and reads above all (kept small: see
+// writeBehind and dropReadAbove). A delta fits when its base, its data and
+// the object it builds, plus memoryReserve for everything else the clone
+// keeps, stay within that; an object stored whole streams, and needs no
+// more than the reserve.
 const (
 	memoryShare   = 85 // percent of the container's limit
 	memoryReserve = 24 << 20
