@@ -56,7 +56,7 @@ func TestDeployIsTheChartsDefaults(t *testing.T) {
 
 // allOn switches on every optional part of the chart.
 var allOn = map[string]any{
-	"networkPolicy": map[string]any{"enabled": true},
+	"networkPolicy": map[string]any{"enabled": true, "controlPlaneCIDRs": []any{"192.168.1.0/24"}},
 	"monitoring": map[string]any{
 		"serviceMonitor": map[string]any{"enabled": true},
 		"prometheusRule": map[string]any{"enabled": true},
@@ -186,11 +186,11 @@ var wiring = []wired{
 	{"scaleGuard.timeoutSeconds", 3, nil, "validatingwebhookconfiguration.yaml", "timeoutSeconds: 3"},
 	{"scaleGuard.namespaceSelector", map[string]any{"matchLabels": map[string]any{"workspaces": "yes"}}, nil, "validatingwebhookconfiguration.yaml", "workspaces: \"yes\""},
 	{"podDisruptionBudget.enabled", false, nil, "poddisruptionbudget.yaml", ""},
-	{"podDisruptionBudget.minAvailable", "50%", nil, "poddisruptionbudget.yaml", "minAvailable: 50%"},
+	{"podDisruptionBudget.maxUnavailable", "50%", nil, "poddisruptionbudget.yaml", "maxUnavailable: 50%"},
 	{"certManager.issuerRef", map[string]any{"kind": "ClusterIssuer", "name": "internal-ca"}, nil, "certificates.yaml", "name: internal-ca"},
-	{"certManager.duration", "720h", nil, "certificates.yaml", "duration: 720h"},
+	{"certManager.duration", "4320h", nil, "certificates.yaml", "duration: 4320h"},
 	{"certManager.renewBefore", "240h", nil, "certificates.yaml", "renewBefore: 240h"},
-	{"networkPolicy.enabled", true, nil, "networkpolicy.yaml", "kind: NetworkPolicy"},
+	{"networkPolicy.enabled", true, at("networkPolicy.controlPlaneCIDRs", []any{"192.168.1.0/24"}), "networkpolicy.yaml", "kind: NetworkPolicy"},
 	{"networkPolicy.controlPlaneCIDRs", []any{"10.0.0.0/24", "fd00::/64"}, allOn, "networkpolicy.yaml", "cidr: fd00::/64"},
 	{"networkPolicy.metricsFrom", []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}}, allOn, "networkpolicy.yaml", "kubernetes.io/metadata.name: monitoring"},
 	{"monitoring.serviceMonitor.enabled", true, nil, "servicemonitor.yaml", "kind: ServiceMonitor"},

@@ -22,12 +22,17 @@ func TestFluxHelmReleaseValuesRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]struct {
-		vars map[string]string
-		want map[string]bool // template file: rendered or not
+		vars    map[string]string
+		want    map[string]bool // template file: rendered or not
+		wantErr string          // the field a refusal names
 	}{
-		"defaults": {nil, map[string]bool{"networkpolicy.yaml": false, "servicemonitor.yaml": false, "deployment.yaml": true}},
+		"defaults": {nil, map[string]bool{"networkpolicy.yaml": false, "servicemonitor.yaml": false, "deployment.yaml": true}, ""},
 		"cluster settings": {map[string]string{"OPENCODE_INJECTOR_NETWORK_POLICY": "true", "OPENCODE_INJECTOR_MONITORING": "true", "CONTROL_PLANE_CIDR": "10.10.0.0/24"},
-			map[string]bool{"networkpolicy.yaml": true, "servicemonitor.yaml": true, "prometheusrule.yaml": true, "dashboard.yaml": true}},
+			map[string]bool{"networkpolicy.yaml": true, "servicemonitor.yaml": true, "prometheusrule.yaml": true, "dashboard.yaml": true}, ""},
+		"dual-stack": {map[string]string{"OPENCODE_INJECTOR_NETWORK_POLICY": "true", "CONTROL_PLANE_CIDR": "10.10.0.0/24, fd00::/64"},
+			map[string]bool{"networkpolicy.yaml": true}, ""},
+		// A guessed default would lock every labeled Deployment out.
+		"policy on, no CIDR": {map[string]string{"OPENCODE_INJECTOR_NETWORK_POLICY": "true"}, nil, "networkPolicy.controlPlaneCIDRs"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			text, missing := testenv.Substitute(string(b), c.vars)
@@ -43,6 +48,12 @@ func TestFluxHelmReleaseValuesRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, err := render.Template(render.ChartDir(root), hr.Spec.Values)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("got %v, want an error naming %s", err, c.wantErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,8 +62,10 @@ func TestFluxHelmReleaseValuesRender(t *testing.T) {
 					t.Errorf("%s rendered: %v, want %v", file, ok, want)
 				}
 			}
-			if cidr := c.vars["CONTROL_PLANE_CIDR"]; cidr != "" && !strings.Contains(strings.Join(out["networkpolicy.yaml"], ""), "cidr: "+cidr) {
-				t.Errorf("CONTROL_PLANE_CIDR %s does not reach the NetworkPolicy", cidr)
+			for _, cidr := range strings.Split(c.vars["CONTROL_PLANE_CIDR"], ",") {
+				if cidr = strings.TrimSpace(cidr); cidr != "" && !hasLine(strings.Join(out["networkpolicy.yaml"], ""), "cidr: "+cidr) {
+					t.Errorf("CONTROL_PLANE_CIDR's %s does not reach the NetworkPolicy", cidr)
+				}
 			}
 		})
 	}

@@ -5,6 +5,7 @@ package workflows
 import (
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/rhysd/actionlint"
 	"sigs.k8s.io/yaml"
+
+	"github.com/angryninja/opencode-injector/hack/chart/render"
 )
 
 const dir = "../../.github/workflows"
@@ -167,5 +170,43 @@ func TestReleaseGuardMatchesDeploy(t *testing.T) {
 	if string(appVersion[1]) != "v"+string(version[1]) || string(image[1]) != string(appVersion[1]) || string(tag[1]) != string(version[1]) {
 		t.Errorf("Chart.yaml appVersion %s and version %s, deploy/ image tag %s, the Flux OCIRepository tag %s: the release guard needs vX.Y.Z, X.Y.Z, vX.Y.Z, X.Y.Z",
 			appVersion[1], version[1], image[1], tag[1])
+	}
+}
+
+// TestReleaseDerivesOpencodeGit: the release publishes opencode-git beside
+// the injector image the chart names (not under the GitHub owner, which a
+// fork changes), checks that the examples' workspaces pull it from there,
+// and its Helm instructions create the namespace they install into.
+func TestReleaseDerivesOpencodeGit(t *testing.T) {
+	w, text := read(t, "release.yaml")
+	if strings.Contains(text, "repository_owner") {
+		t.Error("release.yaml names an image by github.repository_owner: derive it from the chart's image.repository")
+	}
+	for _, want := range []string{
+		`OPENCODE_GIT=\$\{INJECTOR%/\*\}/opencode-git`,
+		`grep -q "repository: \$\{OPENCODE_GIT\}\\\$" "\$hr"`,
+		`helm install opencode-injector oci://\S+ --version \S+ -n opencode-system --create-namespace`,
+	} {
+		if !runs(w, "release", want) {
+			t.Errorf("no release step runs %s", want)
+		}
+	}
+	injector, err := render.ImageRepository(render.ChartDir("../.."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "repository: " + path.Dir(injector) + "/opencode-git"
+	hrs, err := filepath.Glob("../../deploy/flux/kubernetes/apps/opencode/*/app/helmrelease.yaml")
+	if err != nil || len(hrs) == 0 {
+		t.Fatalf("example HelmReleases: %v %v", hrs, err)
+	}
+	for _, hr := range hrs {
+		b, err := os.ReadFile(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(want) + `$`).Match(b) {
+			t.Errorf("%s does not pull %q, where the release publishes opencode-git", hr, want)
+		}
 	}
 }

@@ -39,3 +39,43 @@ cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "opencode-in
 {{- define "opencode-injector.tlsSecret" -}}
 {{ include "opencode-injector.fullname" . }}-tls
 {{- end -}}
+
+{{/* The flags the Deployment sets itself, by the value that sets them ("" when fixed). */}}
+{{- define "opencode-injector.chartFlags" -}}
+--cert-dir: ""
+--port: ""
+--metrics-bind-address: ""
+--health-probe-bind-address: ""
+--leader-elect: ""
+--self-container: ""
+--allowed-git-hosts: injection.allowedGitHosts
+--default-secret: injection.defaultSecret
+--default-requests: injection.defaultRequests
+--default-limits: injection.defaultLimits
+--seed-image: injection.seedImage
+--zap-log-level: logLevel
+{{- end -}}
+
+{{/* extraArgs come after the chart's flags, and a repeated flag's last value
+wins: refuse one that would silently override the chart's. */}}
+{{- define "opencode-injector.checkExtraArgs" -}}
+{{- $flags := include "opencode-injector.chartFlags" . | fromYaml -}}
+{{- range . -}}
+{{- $flag := regexReplaceAll "=.*$" . "" -}}
+{{- if hasKey $flags $flag -}}
+{{- with get $flags $flag -}}
+{{- fail (printf "extraArgs repeats %s, which the chart sets: set the value %s instead" $flag .) -}}
+{{- else -}}
+{{- fail (printf "extraArgs repeats %s, which the chart fixes (the Service, probes and certificate depend on it): remove it" $flag) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A duration of hours, minutes and seconds (2160h, 1h30m), in seconds. */}}
+{{- define "opencode-injector.seconds" -}}
+{{- $h := regexFind "[0-9]+h" . | trimSuffix "h" | default "0" | int -}}
+{{- $m := regexFind "[0-9]+m" . | trimSuffix "m" | default "0" | int -}}
+{{- $s := regexFind "[0-9]+s" . | trimSuffix "s" | default "0" | int -}}
+{{- add (mul $h 3600) (mul $m 60) $s -}}
+{{- end -}}

@@ -19,8 +19,8 @@ type component struct {
 }
 
 var components = []component{
-	{"networkpolicy", "Only the API server may reach the injector's webhook port, and only\n# Prometheus's namespace its metrics. Set your control-plane CIDR in an\n# overlay patch, or install the chart with networkPolicy.controlPlaneCIDRs.",
-		map[string]any{"networkPolicy": map[string]any{"enabled": true}}},
+	{"networkpolicy", "Only the API server may reach the injector's webhook port, and only\n# Prometheus's namespace its metrics. 192.0.2.0/24 is a placeholder (a\n# documentation range no node has): patch in your control-plane CIDRs in\n# your overlay, or every labeled Deployment is refused. The chart has no\n# default and refuses to render without networkPolicy.controlPlaneCIDRs.",
+		map[string]any{"networkPolicy": map[string]any{"enabled": true, "controlPlaneCIDRs": []any{"192.0.2.0/24"}}}},
 	{"monitoring", "A ServiceMonitor, alerts and a Grafana dashboard for the fail-closed\n# webhook (needs the prometheus-operator CRDs).",
 		map[string]any{"monitoring": map[string]any{
 			"serviceMonitor": map[string]any{"enabled": true},
