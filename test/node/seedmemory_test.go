@@ -125,7 +125,8 @@ func checkClonesUnderDefault(t *testing.T, c *node.Cluster, name string) int64 {
 	if term := seed.State.Terminated; term == nil || term.ExitCode != 0 || term.Reason == "OOMKilled" || seed.RestartCount != 0 || seed.LastTerminationState.Terminated != nil {
 		t.Fatalf("the seed did not clone %s at its first try: %+v, restarts %d", name, seed, seed.RestartCount)
 	}
-	if limit := pod.Spec.InitContainers[0].Resources.Limits[corev1.ResourceMemory]; limit.Cmp(injection.DefaultSeedMemory) != 0 {
+	limit := pod.Spec.InitContainers[0].Resources.Limits[corev1.ResourceMemory]
+	if limit.Cmp(injection.DefaultSeedMemory) != 0 {
 		t.Errorf("the seed's memory limit is %s, want the default %s", limit.String(), injection.DefaultSeedMemory.String())
 	}
 	peak, err := node.PodMemoryPeak(pod)
@@ -137,8 +138,8 @@ func checkClonesUnderDefault(t *testing.T, c *node.Cluster, name string) int64 {
 		t.Fatal(err)
 	}
 	t.Logf("seed: %s", logs)
-	t.Logf("the seed cloning %s under its default limit %s: cgroup peak %d MiB (the Pod's memory.max_usage_in_bytes, page cache included; the main container sleeps), anonymous memory at most %d MiB (total_rss, sampled every 100 ms)",
-		name, injection.DefaultSeedMemory.String(), peak>>20, rss>>20)
+	t.Logf("the seed cloning %s under its limit %s: cgroup peak %d MiB (the Pod's memory.max_usage_in_bytes, page cache included; the main container sleeps), anonymous memory at most %d MiB (total_rss, sampled every 100 ms)",
+		name, limit.String(), peak>>20, rss>>20)
 	return rss
 }
 
