@@ -49,11 +49,12 @@ type Server struct {
 	CAFile string // PEM of the server's certificate, for SSL_CERT_FILE
 	Token  string // the password basic auth requires
 
-	requests  atomic.Int64
-	packBytes atomic.Int64
-	fault     atomic.Int32
-	srv       *httptest.Server
-	stop      chan struct{}
+	requests    atomic.Int64
+	connections atomic.Int64
+	packBytes   atomic.Int64
+	fault       atomic.Int32
+	srv         *httptest.Server
+	stop        chan struct{}
 }
 
 // Start serves root with basic auth (User, token); caDir receives the CA file.
@@ -86,6 +87,13 @@ func start(root, token, caDir string, own *ownCA) (*Server, error) {
 		}
 		cgiHandler.ServeHTTP(w, r)
 	}))
+	// Counted as they open, so a client that fails the TLS handshake (and
+	// never sends a request) counts too.
+	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.connections.Add(1)
+		}
+	}
 	caFile, caDER := "git-server-ca.pem", func() []byte { return s.srv.Certificate().Raw }
 	if own != nil {
 		s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{own.serving}}
@@ -114,6 +122,10 @@ func (s *Server) RepoURL(owner, name string) string { return s.URL + "/" + owner
 
 // Requests is how many HTTP requests the server has received.
 func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// Connections is how many connections clients have opened to the server,
+// TLS handshakes that failed included.
+func (s *Server) Connections() int64 { return s.connections.Load() }
 
 // PackBytes is how many bytes the server has sent in answer to fetches
 // (git-upload-pack), packs included.

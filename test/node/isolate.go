@@ -85,12 +85,12 @@ func RunIsolated(prepare func(work string) (env []string, err error)) int {
 }
 
 func runIsolated(prepare func(work string) ([]string, error)) (int, error) {
-	// A run killed before its clean-up left only empty cgroups behind
-	// (its processes died with its PID namespace).
-	if err := removeCgroups(); err != nil {
+	// A run killed before its clean-up left only empty cgroups and its
+	// work directory behind (its processes died with its PID namespace).
+	if err := errors.Join(removeCgroups(), removeStaleWorkDirs()); err != nil {
 		return 1, err
 	}
-	work, err := os.MkdirTemp("", "opencode-node-")
+	work, err := makeWorkDir()
 	if err != nil {
 		return 1, err
 	}

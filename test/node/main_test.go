@@ -52,6 +52,10 @@ func TestMain(m *testing.M) {
 		skipReason = reason
 		os.Exit(m.Run())
 	}
+	if err := node.CheckRuntimeVersions(filepath.Join("..", "..", "hack", "test-deps.sh")); err != nil {
+		fmt.Fprintln(os.Stderr, "node:", err)
+		os.Exit(1)
+	}
 	os.Exit(node.RunIsolated(prepare))
 }
 

@@ -17,12 +17,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/angryninja/opencode-injector/contract"
 	"github.com/angryninja/opencode-injector/test/gitserver"
@@ -58,6 +61,7 @@ func TestWorkspace(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	checkRestrictedEnforced(t, c, workspaceNS)
 	srv := gitServer(t)
 	if err := gitserver.MakeRepo(srv.Root, "angryninja", "k8s-cluster", 5, 2); err != nil {
 		t.Fatal(err)
@@ -106,7 +110,7 @@ func TestWorkspace(t *testing.T) {
 
 	// A new Pod on the same claim: the clone and the session are there,
 	// OpenCode serves, and the seed asked the git server nothing.
-	served := srv.Requests()
+	contacted := srv.Connections()
 	deleted := time.Now()
 	if err := c.Client.CoreV1().Pods(workspaceNS).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -119,8 +123,8 @@ func TestWorkspace(t *testing.T) {
 	if code, body := request(t, http.MethodGet, "http://"+pod.Status.PodIP+":4096/session/"+sessionID, password, nil); code != http.StatusOK {
 		t.Errorf("the new Pod does not find session %s: %d %s", sessionID, code, body)
 	}
-	if n := srv.Requests() - served; n != 0 {
-		t.Errorf("the new Pod's seed made %d requests to the git server, want none (the clone is on the claim)", n)
+	if n := srv.Connections() - contacted; n != 0 {
+		t.Errorf("the new Pod's seed opened %d connections to the git server, want none (the clone is on the claim)", n)
 	}
 
 	// Scale to 0 and back.
@@ -130,8 +134,8 @@ func TestWorkspace(t *testing.T) {
 	if code := get(t, "http://"+pod.Status.PodIP+":4096/session", password); code != http.StatusOK {
 		t.Errorf("after scaling to 0 and back: %d, want 200", code)
 	}
-	if n := srv.Requests() - served; n != 0 {
-		t.Errorf("scaling to 0 and back made %d requests to the git server, want none", n)
+	if n := srv.Connections() - contacted; n != 0 {
+		t.Errorf("scaling to 0 and back opened %d connections to the git server, want none", n)
 	}
 
 	t.Run("day 2", func(t *testing.T) { checkDay2(t, c, cl, d, pod) })
@@ -145,8 +149,34 @@ func TestWorkspace(t *testing.T) {
 	if err := cl.Get(ctx, client.ObjectKeyFromObject(d), &restored); err != nil {
 		t.Fatal(err)
 	}
-	if len(restored.Spec.Template.Spec.InitContainers) != 0 || restored.Annotations[contract.AnnotationInjected] != "" {
-		t.Errorf("the label is gone but the injection stays: %+v", restored.Spec.Template.Spec.InitContainers)
+	if restored.Annotations[contract.AnnotationInjected] != "" {
+		t.Errorf("the label is gone but annotation %s stays", contract.AnnotationInjected)
+	}
+	checkRestored(t, cl, d, &restored)
+}
+
+// checkRestored compares restored's Pod template with what the API server
+// makes of the unlabeled manifest d (a server-side dry-run create under
+// another name, so defaulted alike): equal, but for the annotation
+// `kubectl rollout restart` added, which is the user's.
+func checkRestored(t *testing.T, cl client.Client, d *unstructured.Unstructured, restored *appsv1.Deployment) {
+	t.Helper()
+	reference := d.DeepCopy()
+	reference.SetName(d.GetName() + "-reference")
+	reference.SetResourceVersion("")
+	if err := cl.Create(context.Background(), reference, client.DryRunAll); err != nil {
+		t.Fatalf("dry-run create of the unlabeled manifest: %v", err)
+	}
+	var want appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(reference.Object, &want); err != nil {
+		t.Fatal(err)
+	}
+	got := restored.Spec.Template.DeepCopy()
+	delete(got.Annotations, restartedAtAnnotation)
+	if !equality.Semantic.DeepEqual(*got, want.Spec.Template) {
+		gotYAML, _ := yaml.Marshal(got)
+		wantYAML, _ := yaml.Marshal(want.Spec.Template)
+		t.Errorf("the label is gone but the Pod template is not the chart's:\n%s\nwant:\n%s", gotYAML, wantYAML)
 	}
 }
 
