@@ -47,8 +47,8 @@ func checkAPIPath(ctx context.Context, c client.Client, r *report, inject *webho
 		r.fail(what, err.Error(),
 			"the API server cannot reach the webhook: check the NetworkPolicy's controlPlaneCIDRs (the API server's addresses must reach the injector's port), firewalls between the control plane and the nodes, and the Service's port")
 	case !slices.ContainsFunc(probe.Spec.Template.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.SeedContainerName }):
-		r.fail(what, "the API server answered without the webhook's injection (is its failurePolicy Ignore?)",
-			"the API server cannot reach the webhook: check the NetworkPolicy's controlPlaneCIDRs and the webhook's failurePolicy (Fail, as deploy/ sets it)")
+		r.fail(what, "the API server answered without the webhook's injection (its failurePolicy is Ignore, or the namespace is outside its namespaceSelector)",
+			"the API server cannot reach the webhook: check the NetworkPolicy's controlPlaneCIDRs and the webhook's failurePolicy (Fail, as deploy/ sets it); a --probe-namespace must be one the webhook covers")
 	default:
 		r.pass(what, "the webhook injected it")
 	}

@@ -165,6 +165,20 @@ func (cl *cluster) failures(t *testing.T) []failure {
 		},
 		want: "✗ the API server's call to the webhook (dry-run create of a labeled Deployment in opencode): Internal error occurred: failed calling webhook \"inject.opencode.angryninja.cloud\"",
 	}, {
+		name: "API server skips the unreachable webhook (failurePolicy Ignore)",
+		provoke: func(st *testing.T) func() {
+			policy := func(p admissionregistrationv1.FailurePolicyType) func(*admissionregistrationv1.MutatingWebhookConfiguration) {
+				return func(c *admissionregistrationv1.MutatingWebhookConfiguration) { c.Webhooks[0].FailurePolicy = &p }
+			}
+			update(st, mutating, policy(admissionregistrationv1.Ignore))
+			cl.stopWebhook()
+			return func() {
+				cl.stopWebhook = serveAtService(t, cl.servingTLS) // lives as long as the whole test
+				update(st, mutating, policy(admissionregistrationv1.Fail))
+			}
+		},
+		want: "✗ the API server's call to the webhook (dry-run create of a labeled Deployment in opencode): the API server answered without the webhook's injection",
+	}, {
 		name: "missing caBundle",
 		provoke: func(t *testing.T) func() {
 			return swapCABundle(t, mutating, func(c *admissionregistrationv1.MutatingWebhookConfiguration) *[]byte {

@@ -48,7 +48,9 @@ func serveAtService(t *testing.T, tlsData map[string][]byte) (stop func()) {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-done
+			if err := <-done; err != nil {
+				t.Errorf("the injector at the Service: %v", err)
+			}
 		}
 	}
 	t.Cleanup(stop)
