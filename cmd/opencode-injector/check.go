@@ -26,6 +26,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&overrides.CurrentContext, "context", "", "the kubeconfig context to use (default: its current context)")
 	o := checkOptions{}
 	fs.DurationVar(&o.expiryMargin, "expiry-margin", 7*24*time.Hour, "fail when the serving certificate expires sooner than this (cert-manager renews it 30 days ahead)")
+	fs.StringVar(&o.probeNamespace, "probe-namespace", "", "the namespace of the dry-run probe that tests the API server's call to the webhook (default: a workspace's, else the first the webhook covers)")
 	timeout := fs.Duration("timeout", time.Minute, "give up reading the cluster after this long")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -67,7 +68,8 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 type checkOptions struct {
-	expiryMargin time.Duration
+	expiryMargin   time.Duration
+	probeNamespace string
 }
 
 // report prints one line per check: ✓ what: detail, or ✗ what: reason;

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,9 +27,10 @@ func checkServingCertificate(ctx context.Context, c client.Client, r *report, o 
 		return
 	}
 	what := "serving certificate (Secret " + svc.Namespace + "/" + secretName + ")"
+	describe := describeCertificate(webhooks, svc.Namespace)
 	var secret corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: secretName}, &secret); err != nil {
-		r.fail(what, err.Error(), "cert-manager writes it from Certificate opencode-injector-serving: kubectl -n "+svc.Namespace+" describe certificate")
+		r.fail(what, err.Error(), "cert-manager writes it from the serving Certificate: "+describe)
 		return
 	}
 	chain, err := parseCertificates(secret.Data[corev1.TLSCertKey])
@@ -45,7 +47,7 @@ func checkServingCertificate(ctx context.Context, c client.Client, r *report, o 
 	}
 	left := time.Until(leaf.NotAfter)
 	until := leaf.NotAfter.UTC().Format(time.RFC3339)
-	renew := "cert-manager renews it 30 days ahead: kubectl -n " + svc.Namespace + " describe certificate, and cert-manager's logs, say why it did not"
+	renew := "cert-manager renews it 30 days ahead: " + describe + ", and cert-manager's logs, say why it did not"
 	switch {
 	case left <= 0:
 		r.fail(what, "expired on "+until+": the API server refuses the webhook's TLS, so every labeled Deployment is refused", renew)
@@ -54,6 +56,20 @@ func checkServingCertificate(ctx context.Context, c client.Client, r *report, o 
 	default:
 		r.pass(what, fmt.Sprintf("valid until %s (%d days)", until, int(left.Hours()/24)))
 	}
+}
+
+// describeCertificate is the command that shows the serving Certificate,
+// the one the webhooks' cert-manager.io/inject-ca-from annotation names.
+func describeCertificate(webhooks []*webhook, namespace string) string {
+	for _, w := range webhooks {
+		if w == nil {
+			continue
+		}
+		if ns, name, ok := strings.Cut(w.annotations["cert-manager.io/inject-ca-from"], "/"); ok {
+			return "kubectl -n " + ns + " describe certificate " + name
+		}
+	}
+	return "kubectl -n " + namespace + " describe certificates"
 }
 
 // servingSecretName is the Secret mounted at --cert-dir in the injector's

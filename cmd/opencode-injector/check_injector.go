@@ -7,10 +7,12 @@ import (
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/angryninja/opencode-injector/cmd/opencode-injector/app"
@@ -66,10 +68,13 @@ func checkInjector(ctx context.Context, c client.Client, r *report, o checkOptio
 		r.fail("injector Pods", "list: "+err.Error(), "grant your user list on pods in "+svc.Namespace)
 		return st
 	}
-	checkServingCertificate(ctx, c, r, o, pods.Items, []*webhook{st.inject, st.scale}, svc)
+	live := livePods(pods.Items)
+	deployment := injectorDeployment(ctx, c, svc)
+	checkServingCertificate(ctx, c, r, o, live, []*webhook{st.inject, st.scale}, svc)
 	checkEndpoints(ctx, c, r, svc, servicePort(ref))
-	checkReplicas(r, pods.Items)
-	st.seedImages = checkSeedImage(ctx, c, r, pods.Items)
+	checkReplicas(r, svc, deployment, live)
+	st.seedImages = checkSeedImage(ctx, c, r, live)
+	checkAPIPath(ctx, c, r, st.inject, o.probeNamespace)
 	return st
 }
 
@@ -162,21 +167,66 @@ func hasPort(s discoveryv1.EndpointSlice, name string) bool {
 	return slices.ContainsFunc(s.Ports, func(p discoveryv1.EndpointPort) bool { return p.Name != nil && *p.Name == name })
 }
 
-// checkReplicas reports each injector Pod's readiness: a replica is ready
-// once it serves and knows its seed image.
-func checkReplicas(r *report, pods []corev1.Pod) {
+// livePods leaves out the Pods that no longer count: ended (an Evicted
+// Pod stays behind in phase Failed) or being deleted.
+func livePods(pods []corev1.Pod) []corev1.Pod {
+	return slices.DeleteFunc(slices.Clone(pods), func(p corev1.Pod) bool {
+		return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+	})
+}
+
+// injectorDeployment is the Deployment whose Pods the Service selects, so
+// fix texts name the real one; nil when check cannot find it.
+func injectorDeployment(ctx context.Context, c client.Client, svc corev1.Service) *appsv1.Deployment {
+	var list appsv1.DeploymentList
+	if err := c.List(ctx, &list, client.InNamespace(svc.Namespace)); err != nil {
+		return nil
+	}
+	selector := labels.SelectorFromSet(svc.Spec.Selector)
+	i := slices.IndexFunc(list.Items, func(d appsv1.Deployment) bool { return selector.Matches(labels.Set(d.Spec.Template.Labels)) })
+	if i < 0 {
+		return nil
+	}
+	return &list.Items[i]
+}
+
+// describeInjector is the command that says why the injector's Pods are
+// missing or not ready.
+func describeInjector(svc corev1.Service, d *appsv1.Deployment) string {
+	if d == nil {
+		return "kubectl -n " + svc.Namespace + " get deployments,replicasets (no Deployment there runs Pods that Service " + svc.Name + " selects)"
+	}
+	return "kubectl -n " + d.Namespace + " describe deployment " + d.Name + " (its ReplicaSet's events say why)"
+}
+
+// checkReplicas reports each live injector Pod's readiness (a replica is
+// ready once it serves and knows its seed image), and the ready count
+// against the Deployment's desired one when Pods are missing.
+func checkReplicas(r *report, svc corev1.Service, d *appsv1.Deployment, pods []corev1.Pod) {
 	if len(pods) == 0 {
-		r.fail("injector Pods", "none matches the Service's selector", "kubectl -n opencode-system describe deployment opencode-injector (its ReplicaSet's events say why)")
+		r.fail("injector Pods", "none running matches the Service's selector", describeInjector(svc, d))
 		return
 	}
+	ready := 0
 	for _, p := range pods {
 		what := "Pod " + p.Namespace + "/" + p.Name
-		if ready, why := podReady(p); !ready {
+		if ok, why := podReady(p); !ok {
 			r.fail(what, "not ready: "+why, "kubectl -n "+p.Namespace+" logs "+p.Name+" (a replica stays not ready until it knows its seed image)")
 			continue
 		}
+		ready++
 		r.pass(what, "ready")
 	}
+	if d == nil || ready < len(pods) {
+		return // no desired count, or the not-ready Pods above say why
+	}
+	want := ptr.Deref(d.Spec.Replicas, 1)
+	what := "Deployment " + d.Namespace + "/" + d.Name
+	if int32(ready) < want {
+		r.fail(what, fmt.Sprintf("%d of %d replicas ready", ready, want), describeInjector(svc, d))
+		return
+	}
+	r.pass(what, fmt.Sprintf("%d of %d replicas ready", ready, want))
 }
 
 // podReady reads the Pod's Ready condition, and says why when it is not.

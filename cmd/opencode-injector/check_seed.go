@@ -58,7 +58,7 @@ func checkSeedExit(ctx context.Context, c client.Client, r *report, d *appsv1.De
 	case term.ExitCode == seed.ExitOK && term.Reason != "OOMKilled":
 		r.pass(what, where+"last exit 0, the clone is in place")
 	default:
-		reason, fix := seedExitMeaning(term, seedMemoryLimit(p.Spec))
+		reason, fix := seedExitMeaning(term, seedMemoryLimit(p.Spec), d.Annotations[contract.AnnotationCABundle])
 		if msg := firstLine(term.Message); msg != "" {
 			reason += " (the seed said: " + msg + ")"
 		}
@@ -67,8 +67,9 @@ func checkSeedExit(ctx context.Context, c client.Client, r *report, d *appsv1.De
 }
 
 // seedExitMeaning explains an exit of `opencode-injector seed` (its exit
-// codes) and says what to do.
-func seedExitMeaning(t *corev1.ContainerStateTerminated, limit string) (reason, fix string) {
+// codes) and says what to do; caBundle is the Deployment's ca-bundle
+// annotation (empty: none).
+func seedExitMeaning(t *corev1.ContainerStateTerminated, limit, caBundle string) (reason, fix string) {
 	raise := "raise annotation " + contract.AnnotationSeedMemory + " on the Deployment (now " + limit + "), then delete the Pod"
 	switch code := t.ExitCode; {
 	case t.Reason == "OOMKilled" || code == 137:
@@ -82,10 +83,17 @@ func seedExitMeaning(t *corev1.ContainerStateTerminated, limit string) (reason, 
 		return "exit 3: the git host refused the token (401/403)", "put a token that may read the repository in key " + contract.SecretKeyToken + " of the workspace's Secret"
 	case code == seed.ExitNotFound:
 		return "exit 4: repository or branch not found", "check annotations " + contract.AnnotationRepo + " and " + contract.AnnotationBranch + " (a private repository needs a token that can see it)"
+	case code == seed.ExitNetwork && caBundle != "":
+		return "exit 5: network, DNS, TLS or timeout", "check the workspace's egress (its NetworkPolicy) and DNS to the git host; if the host's certificate is untrusted, ConfigMap " + caBundle +
+			" (annotation " + contract.AnnotationCABundle + ") must hold, in key " + contract.CABundleKey + ", the CA that signed it"
 	case code == seed.ExitNetwork:
-		return "exit 5: network, DNS, TLS or timeout", "check the workspace's egress (its NetworkPolicy) and DNS to the git host"
+		return "exit 5: network, DNS, TLS or timeout", "check the workspace's egress (its NetworkPolicy) and DNS to the git host; if the host's certificate is untrusted (a self-hosted host), set annotation " +
+			contract.AnnotationCABundle + " to a ConfigMap whose key " + contract.CABundleKey + " holds its CA"
 	case code == seed.ExitDisk:
 		return "exit 6: the claim is full or not writable", "expand the claim, or give the pod an fsGroup its user can write with"
+	case code == seed.ExitUsage && caBundle != "" && (t.Message == "" || strings.Contains(t.Message, "CA bundle")):
+		return "exit 2: the seed could not read the CA bundle", "put the git host's CA certificates (PEM) in key " + contract.CABundleKey + " of ConfigMap " + caBundle +
+			" (annotation " + contract.AnnotationCABundle + "), then delete the Pod"
 	case code == seed.ExitUsage:
 		return "exit 2: the seed could not read its configuration", "re-inject with the current injector: kubectl rollout restart the Deployment"
 	default:

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,6 +54,9 @@ func checkWorkspace(ctx context.Context, c client.Client, r *report, st injector
 	ps := d.Spec.Template.Spec
 	checkClaim(ctx, c, r, d.Namespace, ps)
 	checkPasswordSecret(ctx, c, r, d.Namespace, ps)
+	if name := d.Annotations[contract.AnnotationCABundle]; name != "" {
+		checkCABundleConfigMap(ctx, c, r, d.Namespace, name)
+	}
 	checkSeedExit(ctx, c, r, d)
 }
 
@@ -144,7 +148,13 @@ func checkPasswordSecret(ctx context.Context, c client.Client, r *report, namesp
 	}
 	what := "Secret " + ref.Name
 	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, &secret); err != nil {
+	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, &secret)
+	if apierrors.IsForbidden(err) {
+		r.fail(what, "check cannot read Secret "+namespace+"/"+ref.Name+": forbidden (needs get on secrets)",
+			"run check with a kubeconfig that may get secrets in "+namespace+" (only whether key "+ref.Key+" holds something is printed)")
+		return
+	}
+	if err != nil {
 		r.fail(what, err.Error()+": the Pod fails with CreateContainerConfigError",
 			"create it in "+namespace+" with key "+ref.Key+" (SOPS or an ExternalSecret; never committed in clear)")
 		return
@@ -155,4 +165,33 @@ func checkPasswordSecret(ctx context.Context, c client.Client, r *report, namesp
 		return
 	}
 	r.pass(what, "holds "+ref.Key)
+}
+
+// checkCABundleConfigMap reads the ConfigMap a workspace's ca-bundle
+// annotation names: it must exist (else the Pod cannot start: its volume
+// is missing) and hold PEM certificates in key ca.crt (else the seed exits
+// 2).
+func checkCABundleConfigMap(ctx context.Context, c client.Client, r *report, namespace, name string) {
+	what := "ConfigMap " + name + " (annotation " + contract.AnnotationCABundle + ")"
+	fix := "create ConfigMap " + name + " in " + namespace + " with the git host's CA certificates (PEM) in key " + contract.CABundleKey + " (trust-manager's Bundle can write it)"
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.fail(what, "not found: the Pod cannot start without it", fix)
+			return
+		}
+		r.fail(what, err.Error(), "run check with a kubeconfig that may get configmaps in "+namespace)
+		return
+	}
+	data, ok := cm.Data[contract.CABundleKey]
+	if !ok {
+		r.fail(what, "holds no key "+contract.CABundleKey, fix)
+		return
+	}
+	certs, err := parseCertificates([]byte(data))
+	if err != nil {
+		r.fail(what, "key "+contract.CABundleKey+": "+err.Error()+": the seed exits 2", fix)
+		return
+	}
+	r.pass(what, fmt.Sprintf("holds %d certificate(s) in %s", len(certs), contract.CABundleKey))
 }

@@ -2,6 +2,9 @@ package check
 
 import (
 	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,10 +12,15 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/angryninja/opencode-injector/contract"
+	"github.com/angryninja/opencode-injector/injection"
 )
 
 // TestCheck: on a healthy install every check passes and check exits 0;
@@ -32,6 +40,7 @@ func TestCheck(t *testing.T) {
 		"✓ endpoints of Service opencode-system/opencode-injector port 443: 2 ready",
 		"✓ Pod opencode-system/opencode-injector-6f7d9-a1b2c: ready",
 		"✓ seed image: " + seedImage + " (the injector's own image, pinned by the digest Pod",
+		"✓ the API server's call to the webhook (dry-run create of a labeled Deployment in opencode): the webhook injected it",
 		"workspace opencode/opencode-flux",
 		"✓ injected: seed image " + seedImage + "\n",
 		"✓ record: annotation " + contract.AnnotationInjected + " agrees",
@@ -48,12 +57,35 @@ func TestCheck(t *testing.T) {
 		t.Error("check printed the password")
 	}
 
+	t.Run("ended and terminating injector Pods", func(t *testing.T) {
+		cl.leftoverPods(t)
+		if code, out, failed := check(t); code != 0 {
+			t.Errorf("an Evicted, a Succeeded and a Terminating Pod beside two ready replicas: exit %d, failed %q\n%s", code, failed, out)
+		} else if !strings.Contains(out, "✓ Deployment opencode-system/opencode-injector: 2 of 2 replicas ready") {
+			t.Errorf("no ready count against the Deployment's in\n%s", out)
+		}
+	})
+
+	t.Run("a user who may not read the workspace's Secret", func(t *testing.T) {
+		code, out, failed := checkAs(t, readerWithoutSecrets(t))
+		want := "✗ Secret opencode-secret: check cannot read Secret opencode/opencode-secret: forbidden (needs get on secrets); fix: "
+		if code != 1 || len(failed) != 1 || !strings.HasPrefix(failed[0], want) {
+			t.Errorf("exit %d, failed %q; want one line %q\n%s", code, failed, want, out)
+		}
+	})
+
 	for _, c := range cl.failures(t) {
 		t.Run(c.name, func(t *testing.T) {
 			restore := c.provoke(t)
 			code, out, failed := check(t)
-			if code != 1 || len(failed) != 1 || !strings.Contains(failed[0], c.want) || !strings.Contains(failed[0], "; fix: ") {
-				t.Errorf("exit %d, failed %q; want exit 1 and one line with %q and a fix\n%s", code, failed, c.want, out)
+			want := append([]string{c.want}, c.alsoWant...)
+			if code != 1 || len(failed) != len(want) {
+				t.Errorf("exit %d, failed %q; want exit 1 and lines with %q\n%s", code, failed, want, out)
+			}
+			for _, w := range want {
+				if !slices.ContainsFunc(failed, func(l string) bool { return strings.Contains(l, w) && strings.Contains(l, "; fix: ") }) {
+					t.Errorf("no failed line with %q and a fix\n%s", w, out)
+				}
 			}
 			restore()
 			if code, out, failed := check(t); code != 0 {
@@ -68,6 +100,9 @@ type failure struct {
 	// provoke breaks one thing and returns what repairs it.
 	provoke func(t *testing.T) (restore func())
 	want    string
+	// alsoWant are the other lines the same cause fails (none: want is
+	// the only one).
+	alsoWant []string
 }
 
 func (cl *cluster) failures(t *testing.T) []failure {
@@ -77,11 +112,22 @@ func (cl *cluster) failures(t *testing.T) []failure {
 	restoreServing := func() {
 		update(t, serving, func(s *corev1.Secret) { s.Data = maps.Clone(cl.servingTLS) })
 	}
-	servingValid := func(notBefore, notAfter time.Time) func(t *testing.T) func() {
+	servingFor := func(notBefore, notAfter time.Time, dnsNames []string) func(t *testing.T) func() {
 		return func(t *testing.T) func() {
-			crt, key := cl.issue(t, notBefore, notAfter)
+			crt, key := cl.issue(t, notBefore, notAfter, dnsNames)
 			update(t, serving, func(s *corev1.Secret) { s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey] = crt, key })
 			return restoreServing
+		}
+	}
+	servingValid := func(notBefore, notAfter time.Time) func(t *testing.T) func() {
+		return servingFor(notBefore, notAfter, serviceDNSNames)
+	}
+	endpoints := func(change func(*discoveryv1.EndpointSlice)) func(t *testing.T) func() {
+		return func(t *testing.T) func() {
+			update(t, cl.slice, change)
+			return func() {
+				update(t, cl.slice, func(s *discoveryv1.EndpointSlice) { s.Endpoints, s.Ports = cl.endpoints, cl.endpointPorts })
+			}
 		}
 	}
 	seedExit := func(st corev1.ContainerStatus) func(t *testing.T) func() {
@@ -92,8 +138,47 @@ func (cl *cluster) failures(t *testing.T) []failure {
 			}
 		}
 	}
+	// withCABundle names ConfigMap git-ca in the workspace's ca-bundle
+	// annotation (the webhook injects its volume) and creates it with
+	// data, unless data is nil; restore takes both away.
+	withCABundle := func(t *testing.T, data map[string]string) func() {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "git-ca", Namespace: workspaceNS}, Data: data}
+		if data != nil {
+			create(t, cm)
+		}
+		update(t, cl.workspace, func(d *appsv1.Deployment) { d.Annotations[contract.AnnotationCABundle] = cm.Name })
+		return func() {
+			update(t, cl.workspace, func(d *appsv1.Deployment) { delete(d.Annotations, contract.AnnotationCABundle) })
+			if data != nil {
+				remove(t, cm)
+			}
+		}
+	}
 	now := time.Now()
 	return []failure{{
+		name: "API server cannot reach the webhook",
+		provoke: func(*testing.T) func() {
+			// As a NetworkPolicy that leaves the API server out: the
+			// injector runs and its Pods and endpoints look ready.
+			cl.stopWebhook()
+			return func() { cl.stopWebhook = serveAtService(t, cl.servingTLS) }
+		},
+		want: "✗ the API server's call to the webhook (dry-run create of a labeled Deployment in opencode): Internal error occurred: failed calling webhook \"inject.opencode.angryninja.cloud\"",
+	}, {
+		name: "API server skips the unreachable webhook (failurePolicy Ignore)",
+		provoke: func(st *testing.T) func() {
+			policy := func(p admissionregistrationv1.FailurePolicyType) func(*admissionregistrationv1.MutatingWebhookConfiguration) {
+				return func(c *admissionregistrationv1.MutatingWebhookConfiguration) { c.Webhooks[0].FailurePolicy = &p }
+			}
+			update(st, mutating, policy(admissionregistrationv1.Ignore))
+			cl.stopWebhook()
+			return func() {
+				cl.stopWebhook = serveAtService(t, cl.servingTLS) // lives as long as the whole test
+				update(st, mutating, policy(admissionregistrationv1.Fail))
+			}
+		},
+		want: "✗ the API server's call to the webhook (dry-run create of a labeled Deployment in opencode): the API server answered without the webhook's injection",
+	}, {
 		name: "missing caBundle",
 		provoke: func(t *testing.T) func() {
 			return swapCABundle(t, mutating, func(c *admissionregistrationv1.MutatingWebhookConfiguration) *[]byte {
@@ -101,6 +186,8 @@ func (cl *cluster) failures(t *testing.T) []failure {
 			}, nil)
 		},
 		want: "✗ caBundle of MutatingWebhookConfiguration opencode-injector webhook inject.opencode.angryninja.cloud: empty",
+		// and so the API server refuses the injector's certificate
+		alsoWant: []string{"✗ the API server's call to the webhook (dry-run create of a labeled Deployment in opencode): Internal error occurred: failed calling webhook \"inject.opencode.angryninja.cloud\": failed to call webhook: Post \"https://opencode-injector.opencode-system.svc:443/inject?timeout=5s\": tls: failed to verify certificate: x509: certificate signed by unknown authority; fix: the API server reaches the webhook but does not trust its certificate"},
 	}, {
 		name: "wrong caBundle",
 		provoke: func(t *testing.T) func() {
@@ -114,6 +201,25 @@ func (cl *cluster) failures(t *testing.T) []failure {
 		name:    "expired certificate",
 		provoke: servingValid(now.Add(-91*24*time.Hour), now.Add(-time.Hour)),
 		want:    "✗ serving certificate (Secret opencode-system/" + cl.secretName + "): expired on",
+	}, {
+		name:     "certificate for another name",
+		provoke:  servingFor(now.Add(-time.Hour), now.Add(90*24*time.Hour), []string{"opencode-injector.elsewhere.svc"}),
+		want:     "✗ caBundle of MutatingWebhookConfiguration opencode-injector webhook inject.opencode.angryninja.cloud: does not verify the serving certificate for opencode-injector.opencode-system.svc: x509: certificate is valid for opencode-injector.elsewhere.svc",
+		alsoWant: []string{"✗ caBundle of ValidatingWebhookConfiguration opencode-injector webhook scale.opencode.angryninja.cloud: does not verify the serving certificate for opencode-injector.opencode-system.svc: x509: certificate is valid for opencode-injector.elsewhere.svc"},
+	}, {
+		name: "endpoints not ready",
+		provoke: endpoints(func(s *discoveryv1.EndpointSlice) {
+			for i := range s.Endpoints {
+				s.Endpoints[i].Conditions.Ready = ptr.To(false)
+			}
+		}),
+		want: "✗ endpoints of Service opencode-system/opencode-injector port 443: no ready endpoint",
+	}, {
+		name: "endpoints on another port",
+		provoke: endpoints(func(s *discoveryv1.EndpointSlice) {
+			s.Ports = []discoveryv1.EndpointPort{{Name: ptr.To("metrics"), Port: ptr.To[int32](8080)}}
+		}),
+		want: "✗ endpoints of Service opencode-system/opencode-injector port 443: no ready endpoint",
 	}, {
 		name:    "certificate near expiry",
 		provoke: servingValid(now.Add(-88*24*time.Hour), now.Add(48*time.Hour)),
@@ -141,6 +247,19 @@ func (cl *cluster) failures(t *testing.T) []failure {
 			return func() { setStatus(t, p, func(p *corev1.Pod) { p.Status = runningInjector(p, seedImage) }) }
 		},
 		want: "✗ Pod opencode-system/opencode-injector-6f7d9-d3e4f: not ready: ContainersNotReady",
+	}, {
+		name: "injector replica missing",
+		provoke: func(t *testing.T) func() {
+			p := cl.pods[1]
+			remove(t, p)
+			return func() {
+				again := p.DeepCopy()
+				again.ResourceVersion, again.UID = "", ""
+				create(t, again)
+				setStatus(t, again, func(p *corev1.Pod) { p.Status = runningInjector(p, injection.ImageRepository+"@"+digest) })
+			}
+		},
+		want: "✗ Deployment opencode-system/opencode-injector: 1 of 2 replicas ready",
 	}, {
 		name: "seed image without a digest",
 		provoke: func(t *testing.T) func() {
@@ -222,6 +341,27 @@ func (cl *cluster) failures(t *testing.T) []failure {
 		}),
 		want: "exit 7: the workspace path holds something else, or a damaged clone; the seed never deletes it (it may hold unpushed work) (the seed said: /data/workspace/github.com/angryninja/k8s-cluster holds a repository of another remote)",
 	}, {
+		name:    "CA ConfigMap missing",
+		provoke: func(t *testing.T) func() { return withCABundle(t, nil) },
+		want:    "✗ ConfigMap git-ca (annotation opencode.angryninja.cloud/ca-bundle): not found: the Pod cannot start without it; fix: create ConfigMap git-ca in opencode with the git host's CA certificates (PEM) in key ca.crt",
+	}, {
+		name: "CA ConfigMap without PEM, seed exit 2",
+		provoke: func(t *testing.T) func() {
+			restoreCA := withCABundle(t, map[string]string{contract.CABundleKey: "not a certificate"})
+			restoreSeed := seedExit(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error",
+				Message: "CA bundle /var/run/opencode-ca/ca.crt holds no PEM certificate; put the git host's CA certificates (PEM) in key ca.crt"}}})(t)
+			return func() { restoreSeed(); restoreCA() }
+		},
+		want: "✗ ConfigMap git-ca (annotation opencode.angryninja.cloud/ca-bundle): key ca.crt: no PEM certificate: the seed exits 2; fix: create ConfigMap git-ca",
+		alsoWant: []string{"exit 2: the seed could not read the CA bundle (the seed said: CA bundle /var/run/opencode-ca/ca.crt holds no PEM certificate; put the git host's CA certificates (PEM) in key ca.crt); " +
+			"fix: put the git host's CA certificates (PEM) in key ca.crt of ConfigMap git-ca (annotation opencode.angryninja.cloud/ca-bundle), then delete the Pod"},
+	}, {
+		name: "seed exit 5, untrusted certificate",
+		provoke: seedExit(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 5, Reason: "Error",
+			Message: "clone https://git.home.arpa/k8s: the host's certificate is signed by a CA the seed does not trust"}}}),
+		want: "exit 5: network, DNS, TLS or timeout (the seed said: clone https://git.home.arpa/k8s: the host's certificate is signed by a CA the seed does not trust); " +
+			"fix: check the workspace's egress (its NetworkPolicy) and DNS to the git host; if the host's certificate is untrusted (a self-hosted host), set annotation opencode.angryninja.cloud/ca-bundle to a ConfigMap whose key ca.crt holds its CA",
+	}, {
 		name:    "seed exit 8",
 		provoke: seedExit(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 8, Reason: "Error"}}}),
 		want:    "exit 8: an object of the repository needs more memory than the limit 256Mi allows; the seed stopped before running out; fix: raise annotation opencode.angryninja.cloud/seed-memory",
@@ -270,4 +410,66 @@ func remove(t *testing.T, obj client.Object) {
 	if err := env.Client.Delete(ctx, obj); err != nil {
 		t.Fatalf("delete %T %s: %v", obj, obj.GetName(), err)
 	}
+}
+
+// leftoverPods adds, beside the ready replicas, the Pods a cluster keeps
+// that no longer count: one Evicted (phase Failed), one Succeeded and one
+// Terminating (deletionTimestamp set, held by a finalizer). They go when
+// t ends.
+func (cl *cluster) leftoverPods(t *testing.T) {
+	t.Helper()
+	pod := func(name string) *corev1.Pod {
+		p := cl.pods[0].DeepCopy()
+		p.ObjectMeta = metav1.ObjectMeta{Name: name, Namespace: injectorNamespace, Labels: p.Labels}
+		create(t, p)
+		t.Cleanup(func() { _ = env.Client.Delete(ctx, p) })
+		return p
+	}
+	ended := func(phase corev1.PodPhase, reason string) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			p.Status = corev1.PodStatus{Phase: phase, Reason: reason,
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}}}
+		}
+	}
+	setStatus(t, pod("opencode-injector-6f7d9-evict"), ended(corev1.PodFailed, "Evicted"))
+	setStatus(t, pod("opencode-injector-6f7d9-done0"), ended(corev1.PodSucceeded, ""))
+	terminating := pod("opencode-injector-6f7d9-term0")
+	update(t, terminating, func(p *corev1.Pod) { p.Finalizers = []string{"opencode.angryninja.cloud/test"} })
+	remove(t, terminating)
+	t.Cleanup(func() { update(t, terminating, func(p *corev1.Pod) { p.Finalizers = nil }) })
+}
+
+// readerWithoutSecrets is the kubeconfig of a user who may read what check
+// reads, and dry-run create Deployments, but get Secrets only in the
+// injector's namespace.
+func readerWithoutSecrets(t *testing.T) string {
+	t.Helper()
+	read := []string{"get", "list", "watch"}
+	create(t, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "check-reader"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "services", "configmaps", "persistentvolumeclaims"}, Verbs: read},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: append(read, "create")},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
+		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"}, Verbs: read},
+	}})
+	create(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "check-reader"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "check-reader"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "reader"}}})
+	create(t, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "check-reader", Namespace: injectorNamespace},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: read}}})
+	create(t, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "check-reader", Namespace: injectorNamespace},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "check-reader"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "reader"}}})
+	user, err := env.Env.AddUser(envtest.User{Name: "reader"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, config, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -39,16 +39,21 @@ const (
 // EndpointSlice controllers would write them: envtest runs no controllers)
 // and one workspace the real webhook injected.
 type cluster struct {
-	ca          *x509.Certificate
-	caKey       *ecdsa.PrivateKey
-	servingTLS  map[string][]byte // the Secret's data
-	secretName  string
-	pods        []*corev1.Pod
-	slice       *discoveryv1.EndpointSlice
-	workspace   *appsv1.Deployment
-	workspacePo *corev1.Pod
-	claim       *corev1.PersistentVolumeClaim
-	password    *corev1.Secret
+	ca         *x509.Certificate
+	caKey      *ecdsa.PrivateKey
+	servingTLS map[string][]byte // the Secret's data
+	secretName string
+	pods       []*corev1.Pod
+	slice      *discoveryv1.EndpointSlice
+	// endpoints and endpointPorts are the slice's as installed.
+	endpoints     []discoveryv1.Endpoint
+	endpointPorts []discoveryv1.EndpointPort
+	workspace     *appsv1.Deployment
+	workspacePo   *corev1.Pod
+	claim         *corev1.PersistentVolumeClaim
+	password      *corev1.Secret
+	// stopWebhook stops the injector the API server calls at the Service.
+	stopWebhook func()
 }
 
 // install creates the workspace first, while the webhook is still served
@@ -63,7 +68,7 @@ func install(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := testenv.Apply(ctx, env.Client, "check-test", docs, "Namespace", "ServiceAccount", "Service"); err != nil {
+	if err := testenv.Apply(ctx, env.Client, "check-test", docs, "Namespace", "ServiceAccount", "Service", "Deployment"); err != nil {
 		t.Fatal(err)
 	}
 	cl.installPods(t, docs)
@@ -77,12 +82,13 @@ func install(t *testing.T) *cluster {
 		},
 		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("webhook"), Port: ptr.To[int32](9443)}},
 	}
+	cl.endpoints, cl.endpointPorts = cl.slice.DeepCopy().Endpoints, cl.slice.DeepCopy().Ports
 	create(t, cl.slice)
 
 	var caPEM []byte
 	cl.ca, cl.caKey, caPEM = newCA(t, "opencode-injector-ca")
 	now := time.Now()
-	crt, key := cl.issue(t, now.Add(-time.Hour), now.Add(90*24*time.Hour))
+	crt, key := cl.issue(t, now.Add(-time.Hour), now.Add(90*24*time.Hour), serviceDNSNames)
 	cl.servingTLS = map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key, "ca.crt": caPEM}
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: cl.secretName, Namespace: injectorNamespace},
 		Type: corev1.SecretTypeTLS, Data: cl.servingTLS})
@@ -105,6 +111,7 @@ func install(t *testing.T) *cluster {
 			cfg.Webhooks[0].ClientConfig = validating.Webhooks[0].ClientConfig
 			cfg.Webhooks[0].ClientConfig.CABundle = caPEM
 		})
+	cl.stopWebhook = serveAtService(t, cl.servingTLS)
 	return cl
 }
 
@@ -192,9 +199,13 @@ func fixture(t *testing.T) *appsv1.Deployment {
 	return injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 }
 
-// issue signs a serving certificate for the injector's Service with the
-// test's CA, valid from notBefore to notAfter.
-func (cl *cluster) issue(t *testing.T, notBefore, notAfter time.Time) (crtPEM, keyPEM []byte) {
+// serviceDNSNames are the names cert-manager's Certificate in deploy/ asks
+// for: the injector's Service's.
+var serviceDNSNames = []string{"opencode-injector.opencode-system.svc", "opencode-injector.opencode-system.svc.cluster.local"}
+
+// issue signs a serving certificate for dnsNames with the test's CA, valid
+// from notBefore to notAfter.
+func (cl *cluster) issue(t *testing.T, notBefore, notAfter time.Time, dnsNames []string) (crtPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -202,7 +213,7 @@ func (cl *cluster) issue(t *testing.T, notBefore, notAfter time.Time) (crtPEM, k
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		DNSNames:     []string{"opencode-injector.opencode-system.svc", "opencode-injector.opencode-system.svc.cluster.local"},
+		DNSNames:     dnsNames,
 		NotBefore:    notBefore, NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +61,12 @@ func run(m *testing.M) (int, error) {
 	if out, err := exec.Command("go", "build", "-o", binary, filepath.Join(root, "cmd", "opencode-injector")).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("build: %v\n%s", err, out)
 	}
-	if env, err = testenv.Start(root, injection.DefaultSettings(seedImage)); err != nil {
+	// ClusterIPs on the loopback (a /24 of its own, so parallel runs do not
+	// meet): the API server calls a webhook at its Service's ClusterIP, so
+	// the test serves the injector there and the API server's path to it
+	// is real.
+	serviceCIDR := fmt.Sprintf("127.%d.%d.0/24", 1+rand.IntN(254), rand.IntN(256))
+	if env, err = testenv.StartWithFlags(root, injection.DefaultSettings(seedImage), map[string]string{"service-cluster-ip-range": serviceCIDR}); err != nil {
 		return 0, err
 	}
 	defer func() { _ = env.Stop() }()
@@ -82,6 +88,12 @@ func run(m *testing.M) (int, error) {
 // check runs `opencode-injector check --kubeconfig …` and returns its exit
 // code, its output and its ✗ lines.
 func check(t *testing.T) (code int, out string, failed []string) {
+	t.Helper()
+	return checkAs(t, kubeconfig)
+}
+
+// checkAs is check with another user's kubeconfig.
+func checkAs(t *testing.T, kubeconfig string) (code int, out string, failed []string) {
 	t.Helper()
 	cmd := exec.Command(binary, "check", "--kubeconfig", kubeconfig)
 	var stdout, stderr bytes.Buffer

@@ -131,6 +131,12 @@ type Env struct {
 // registers deploy/'s webhook configuration and serves it with
 // app.NewManager and settings s.
 func Start(root string, s injection.Settings, crdFiles ...string) (*Env, error) {
+	return StartWithFlags(root, s, nil, crdFiles...)
+}
+
+// StartWithFlags is Start with kube-apiserver flags set (name to value),
+// for a test that needs the API server configured otherwise.
+func StartWithFlags(root string, s injection.Settings, apiServerFlags map[string]string, crdFiles ...string) (*Env, error) {
 	assets, err := Assets(root)
 	if err != nil {
 		return nil, err
@@ -150,6 +156,9 @@ func Start(root string, s injection.Settings, crdFiles ...string) (*Env, error) 
 			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{cfg},
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{scaleGuard},
 		},
+	}
+	for name, value := range apiServerFlags {
+		env.ControlPlane.GetAPIServer().Configure().Set(name, value)
 	}
 	restCfg, err := env.Start()
 	if err != nil {
