@@ -55,7 +55,18 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 		}, false},
 		"v1 without the user's entry": {v1Record(""), false},
 		"v1 with the user's entry":    {nil, true}, // made below from the user's entry
+		"request's record without its env, stored record trusted": {func(d *appsv1.Deployment) {
+			rec, trusted, _ := readRecord(d)
+			if !trusted {
+				t.Fatal("the injected fixture's record is not trusted")
+			}
+			rec.Env = nil
+			d.Annotations[contract.AnnotationInjected] = rec.encode()
+		}, true},
 	}
+	// These edits are the requester's: the stored object keeps the record
+	// the webhook wrote, and that record decides what is stripped.
+	requestOnly := map[string]bool{"request's record without its env, stored record trusted": true}
 	for userName, users := range map[string]corev1.EnvVar{
 		"as the examples set it": secretEnv(contract.EnvPassword, DefaultSecretName, contract.SecretKeyPassword, false),
 		"from the user's Secret": secretEnv(contract.EnvPassword, "my-password", "pw", false),
@@ -79,8 +90,11 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 					raw := injectiontest.MustJSON(t, users)
 					edit = v1Record(`,"env":[{"index":0,` + strings.TrimPrefix(string(raw), "{") + `]`)
 				}
-				edit(injected)
 				stored := injected.DeepCopy()
+				edit(injected)
+				if !requestOnly[path] {
+					stored = injected.DeepCopy()
+				}
 				delete(injected.Labels, contract.LabelInject)
 				out, _, err := Mutate(injected, stored, testSettings())
 				if err != nil {
@@ -102,5 +116,44 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A request that keeps the label but carries a record edited to drop the
+// user's password entry changes nothing: the stored record, written by the
+// webhook, says what is stripped, so the user's part is unchanged, the pin
+// keeps the injection, and a later un-injection gives the user's entry back.
+func TestEditedRequestRecordKeepsTheUsersPassword(t *testing.T) {
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	users := corev1.EnvVar{Name: contract.EnvPassword, Value: "hunter2"}
+	c := app(in)
+	for i := range c.Env {
+		if c.Env[i].Name == contract.EnvPassword {
+			c.Env[i] = users
+		}
+	}
+	stored, _ := mustInject(t, in)
+	req := stored.DeepCopy()
+	rec, trusted, _ := readRecord(req)
+	if !trusted {
+		t.Fatal("the injected fixture's record is not trusted")
+	}
+	rec.Env = nil
+	req.Annotations[contract.AnnotationInjected] = rec.encode()
+	kept, _, err := Mutate(req, stored, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(kept, stored) {
+		t.Fatalf("the edited request's record changed the injection:\n%s", injectiontest.MustJSON(t, kept))
+	}
+	req = kept.DeepCopy()
+	delete(req.Labels, contract.LabelInject)
+	out, _, err := Mutate(req, kept, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := passwordEnv(app(out)); len(got) != 1 || !equality.Semantic.DeepEqual(got[0], users) {
+		t.Errorf("password entries after un-injection %v, want the user's own %v", got, users)
 	}
 }
