@@ -35,7 +35,7 @@ func TestOnlyTheSeedsLeftoversAreRemoved(t *testing.T) {
 		filepath.Join(v.claim, ".workspace.seed-42"+sentinel),
 		filepath.Join(owner, ".tools.seed-9", "x"),
 		filepath.Join(owner, ".tools.seed-9"+sentinel),
-		filepath.Join(owner, ".tools.seed-3"+sentinel), // alone: a kill after the rename
+		filepath.Join(owner, ".tools.seed-3"+sentinel),     // alone: a kill after the rename
 		filepath.Join(owner, "..tools.seed-clone.tmp-123"), // the marker's, left by a kill
 	}
 	for _, p := range append(append([]string{}, kept...), removed...) {
