@@ -171,16 +171,22 @@ func TestRecordWithoutDigestAdoptsTheLiveTemplate(t *testing.T) {
 
 // The pinned seed image can be edited by anyone who edits the Deployment,
 // and it runs with the token: it is kept only when it is the injector's own
-// repository by digest.
+// repository by digest, or offline (nothing is pulled, the output is
+// reviewed in Git) by one of its release tags, as a released inject writes.
 func TestPinnedSeedImageMustBeTheInjectorsByDigest(t *testing.T) {
 	user := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
-	for image, kept := range map[string]bool{
-		oldImage:                    true,
-		newImage:                    true,
-		ImageRepository + ":latest": false,
-		ImageRepository + "-evil@sha256:" + strings.Repeat("3", 64):                false,
-		"evil.example/opencode-injector@sha256:" + strings.Repeat("3", 64):         false,
-		"evil.example/x@sha256:" + strings.Repeat("3", 64) + "#" + ImageRepository: false,
+	type keptWhen struct{ stored, offline bool }
+	for image, kept := range map[string]keptWhen{
+		oldImage:                                {true, true},
+		newImage:                                {true, true},
+		ImageRepository + ":v0.1.0":             {false, true},
+		ImageRepository + ":v0.2.0-rc.1":        {false, true},
+		ImageRepository + ":latest":             {false, false},
+		ImageRepository + ":v0.1.0-evil":        {false, false},
+		"evil.example/opencode-injector:v0.1.0": {false, false},
+		ImageRepository + "-evil@sha256:" + strings.Repeat("3", 64):                {false, false},
+		"evil.example/opencode-injector@sha256:" + strings.Repeat("3", 64):         {false, false},
+		"evil.example/x@sha256:" + strings.Repeat("3", 64) + "#" + ImageRepository: {false, false},
 	} {
 		t.Run(image, func(t *testing.T) {
 			once, _ := mutateOrFail(t, user, nil, oldRelease())
@@ -190,18 +196,21 @@ func TestPinnedSeedImageMustBeTheInjectorsByDigest(t *testing.T) {
 					ps.InitContainers[i].Image = image
 				}
 			}
-			for shape, in := range map[string]struct{ request, stored *appsv1.Deployment }{
-				"stored": {user, once}, "offline": {once, nil},
+			for shape, in := range map[string]struct {
+				request, stored *appsv1.Deployment
+				kept            bool
+			}{
+				"stored": {user, once, kept.stored}, "offline": {once, nil, kept.offline},
 			} {
 				out, warnings := mutateOrFail(t, in.request, in.stored, newRelease())
 				want := newImage
-				if kept {
+				if in.kept {
 					want = image
 				}
 				if got := seedImage(t, out); got != want {
 					t.Errorf("%s: seed image %s, want %s", shape, got, want)
 				}
-				if n := count(warnings, "is not "+ImageRepository+" pinned by digest"); n != map[bool]int{true: 0, false: 1}[kept] {
+				if n := count(warnings, "is not "+ImageRepository+" pinned by digest"); n != map[bool]int{true: 0, false: 1}[in.kept] {
 					t.Errorf("%s: warnings %q", shape, warnings)
 				}
 				if got := app(out).Resources.Limits[corev1.ResourceCPU]; got.Cmp(resource.MustParse("500m")) != 0 {
