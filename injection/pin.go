@@ -94,6 +94,10 @@ func storedRecord(stored *appsv1.Deployment) (record, bool) {
 // stripping src leaves. It reports whether it kept src, and a warning when
 // src's seed image could not be trusted.
 func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings) (kept bool, warning string) {
+	si := slices.IndexFunc(src.Spec.Template.Spec.InitContainers, isOurSeed)
+	if si < 0 {
+		return false, "" // a v1 record is trusted without a seed beside it: no pin
+	}
 	pinned := rec.UserDigest
 	if pinned == "" {
 		user := src.DeepCopy()
@@ -110,7 +114,7 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 	}
 	d.Annotations[contract.AnnotationInjected] = src.Annotations[contract.AnnotationInjected]
 	ps := &d.Spec.Template.Spec
-	seed := &ps.InitContainers[slices.IndexFunc(ps.InitContainers, isOurSeed)]
+	seed := &ps.InitContainers[si]
 	if trustedSeedImage(seed.Image, s.SeedImage, s.Offline) {
 		return true, ""
 	}

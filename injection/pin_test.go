@@ -284,3 +284,19 @@ func TestCreateKeepsNoOwnRecord(t *testing.T) {
 		t.Error("a CREATE without the password env was admitted without it")
 	}
 }
+
+// A v1 record is trusted without a seed init container beside it (v1 did
+// not check one): a stored object whose seed was deleted is no pin, the
+// injection is made afresh, seed included.
+func TestV1RecordWithoutSeedIsInjectedAfresh(t *testing.T) {
+	stored := injectiontest.ReadDeployment(t, "testdata/already-injected.yaml")
+	ps := &stored.Spec.Template.Spec
+	ps.InitContainers = slices.DeleteFunc(ps.InitContainers, isOurSeed)
+	if _, trusted, w := readRecord(stored); !trusted {
+		t.Fatalf("the v1 fixture's record is not trusted: %s", w)
+	}
+	out, _ := mutateOrFail(t, stored, stored, newRelease())
+	if got := seedImage(t, out); got != newImage {
+		t.Errorf("seed image %q, want the injection made afresh with %s", got, newImage)
+	}
+}
