@@ -39,9 +39,12 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 	}{
 		"trusted": {func(*appsv1.Deployment) {}, true},
 		"edited":  {func(d *appsv1.Deployment) { d.Annotations[contract.AnnotationInjected] += "x" }, false},
-		"unknown field": {func(d *appsv1.Deployment) {
-			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"extra":1,"version"`, 1)
+		"a known field of the wrong type": {func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"strategy":7,"version"`, 1)
 		}, false},
+		"a later release's field": {func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"extra":1,"version"`, 1)
+		}, true},
 		"deleted": {func(d *appsv1.Deployment) { delete(d.Annotations, contract.AnnotationInjected) }, false},
 		"record and seed deleted": {func(d *appsv1.Deployment) {
 			delete(d.Annotations, contract.AnnotationInjected)

@@ -1,6 +1,7 @@
 package injection
 
 import (
+	"k8s.io/apimachinery/pkg/api/equality"
 	"slices"
 	"strings"
 	"testing"
@@ -298,5 +299,22 @@ func TestV1RecordWithoutSeedIsInjectedAfresh(t *testing.T) {
 	out, _ := mutateOrFail(t, stored, stored, newRelease())
 	if got := seedImage(t, out); got != newImage {
 		t.Errorf("seed image %q, want the injection made afresh with %s", got, newImage)
+	}
+}
+
+// A record written by a later release (a field this one does not know) is
+// read after an injector rollback: its known fields agree with the object,
+// so the workspace does not roll and nothing of the user's is lost.
+func TestRecordFromALaterReleaseIsRead(t *testing.T) {
+	user := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	stored, _ := mutateOrFail(t, user, nil, newRelease())
+	raw := stored.Annotations[contract.AnnotationInjected]
+	stored.Annotations[contract.AnnotationInjected] = strings.TrimSuffix(raw, "}") + `,"future":{"x":true}}`
+	if problem := RecordProblem(stored); problem != "" {
+		t.Errorf("the later release's record is not trusted: %s", problem)
+	}
+	out, warnings := mutateOrFail(t, stored, stored, oldRelease())
+	if !equality.Semantic.DeepEqual(out, stored) {
+		t.Errorf("the rollback changed the workspace (seed %s, warnings %q)", seedImage(t, out), warnings)
 	}
 }
