@@ -252,7 +252,11 @@ func TestRenamedCopyIsInjectedAfresh(t *testing.T) {
 	}
 	copied := once.DeepCopy()
 	copied.Name = "second-workspace"
-	out, _, err := Mutate(copied, nil, DefaultSettings(newImage))
+	// Offline, the copy's own record with its digest is the pin source: only
+	// the name in the digest tells the copy from the original.
+	offline := DefaultSettings(newImage)
+	offline.Offline = true
+	out, _, err := Mutate(copied, nil, offline)
 	if err != nil {
 		t.Fatal(err)
 	}
