@@ -160,3 +160,41 @@ func TestEditedRequestRecordKeepsTheUsersPassword(t *testing.T) {
 		t.Errorf("password entries after un-injection %v, want the user's own %v", got, users)
 	}
 }
+
+// Server-side apply merges the user's password entry (a value) into ours (a
+// Secret key) field by field: the request holds both, an entry the API
+// refuses. Its value is the user's, its valueFrom ours: an identical
+// re-apply changes nothing, and un-injection gives back the user's entry
+// alone.
+func TestMergedPasswordEntryIsTheUsersValue(t *testing.T) {
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	users := corev1.EnvVar{Name: contract.EnvPassword, Value: "hunter2"}
+	c := app(in)
+	for i := range c.Env {
+		if c.Env[i].Name == contract.EnvPassword {
+			c.Env[i] = users
+		}
+	}
+	stored, _ := mustInject(t, in)
+	merged := stored.DeepCopy()
+	for i, e := range app(merged).Env {
+		if e.Name == contract.EnvPassword {
+			app(merged).Env[i].Value = users.Value
+		}
+	}
+	out, _, err := Mutate(merged, stored, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(out, stored) {
+		t.Errorf("an identical server-side apply changed the workspace: record %s", out.Annotations[contract.AnnotationInjected])
+	}
+	delete(merged.Labels, contract.LabelInject)
+	out, _, err = Mutate(merged, stored, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := passwordEnv(app(out)); len(got) != 1 || !equality.Semantic.DeepEqual(got[0], users) {
+		t.Errorf("password entries after un-injection %v, want the user's own %v alone", got, users)
+	}
+}
