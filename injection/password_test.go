@@ -22,6 +22,24 @@ func passwordEnv(c *corev1.Container) []corev1.EnvVar {
 	return env
 }
 
+// injectedWithPassword is the flux fixture, its password entry set to
+// users, injected.
+func injectedWithPassword(t *testing.T, users corev1.EnvVar) *appsv1.Deployment {
+	t.Helper()
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	c := app(in)
+	for i := range c.Env {
+		if c.Env[i].Name == contract.EnvPassword {
+			c.Env[i] = users
+		}
+	}
+	if n := len(passwordEnv(c)); n != 1 {
+		t.Fatalf("the fixture has %d password entries, want 1", n)
+	}
+	injected, _ := mustInject(t, in)
+	return injected
+}
+
 // No un-injection leaves OpenCode without its password: whatever happened
 // to the record, the password entry the user had is there afterwards. Only
 // a trusted v2 record, which says what the injection wrote and what it
@@ -77,17 +95,7 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 	} {
 		for path, p := range paths {
 			t.Run(userName+"/"+path, func(t *testing.T) {
-				in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
-				c := app(in)
-				for i := range c.Env {
-					if c.Env[i].Name == contract.EnvPassword {
-						c.Env[i] = users
-					}
-				}
-				if n := len(passwordEnv(c)); n != 1 {
-					t.Fatalf("the fixture has %d password entries, want 1", n)
-				}
-				injected, _ := mustInject(t, in)
+				injected := injectedWithPassword(t, users)
 				edit := p.edit
 				if edit == nil {
 					raw := injectiontest.MustJSON(t, users)
@@ -127,15 +135,8 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 // webhook, says what is stripped, so the user's part is unchanged, the pin
 // keeps the injection, and a later un-injection gives the user's entry back.
 func TestEditedRequestRecordKeepsTheUsersPassword(t *testing.T) {
-	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 	users := corev1.EnvVar{Name: contract.EnvPassword, Value: "hunter2"}
-	c := app(in)
-	for i := range c.Env {
-		if c.Env[i].Name == contract.EnvPassword {
-			c.Env[i] = users
-		}
-	}
-	stored, _ := mustInject(t, in)
+	stored := injectedWithPassword(t, users)
 	req := stored.DeepCopy()
 	rec, trusted, _ := readRecord(req)
 	if !trusted {
@@ -167,15 +168,8 @@ func TestEditedRequestRecordKeepsTheUsersPassword(t *testing.T) {
 // re-apply changes nothing, and un-injection gives back the user's entry
 // alone.
 func TestMergedPasswordEntryIsTheUsersValue(t *testing.T) {
-	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
 	users := corev1.EnvVar{Name: contract.EnvPassword, Value: "hunter2"}
-	c := app(in)
-	for i := range c.Env {
-		if c.Env[i].Name == contract.EnvPassword {
-			c.Env[i] = users
-		}
-	}
-	stored, _ := mustInject(t, in)
+	stored := injectedWithPassword(t, users)
 	merged := stored.DeepCopy()
 	for i, e := range app(merged).Env {
 		if e.Name == contract.EnvPassword {
