@@ -79,3 +79,32 @@ func TestRecordMustMatchTheCAVolume(t *testing.T) {
 		})
 	}
 }
+
+// Without a CA bundle the CA env names are the user's: their own
+// NODE_EXTRA_CA_CERTS and GIT_SSL_CAINFO (values the injection never writes)
+// survive an un-injection whose record cannot be trusted, where what is
+// ours goes by name.
+func TestUsersOwnCAEnvSurvivesUntrustedUninjection(t *testing.T) {
+	users := []corev1.EnvVar{
+		{Name: contract.EnvNodeExtraCACerts, Value: "/etc/my-ca/ca.crt"},
+		{Name: contract.EnvGitSSLCAInfo, Value: "/etc/my-ca/pool.pem"},
+	}
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	app(in).Env = append(app(in).Env, users...)
+	injected, _ := mustInject(t, in)
+	delete(injected.Annotations, contract.AnnotationInjected)
+	stored := injected.DeepCopy()
+	delete(injected.Labels, contract.LabelInject)
+	out, _, err := Mutate(injected, stored, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if IsInjected(out) {
+		t.Fatal("still injected")
+	}
+	for _, want := range users {
+		if !slices.Contains(app(out).Env, want) {
+			t.Errorf("the user's own %s=%s was removed by the un-injection", want.Name, want.Value)
+		}
+	}
+}

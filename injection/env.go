@@ -105,6 +105,30 @@ func writtenEnv(rec record) []corev1.EnvVar {
 	return env
 }
 
+// unmerged splits an entry that holds both a value and a valueFrom, which
+// the API refuses and only a server-side apply merge makes (the user's
+// applied value over the valueFrom the injection wrote there, or the
+// reverse). When the user's half is the original the record keeps, the
+// entry is the injection's (it goes, and the original is put back at its
+// index, as before the apply); otherwise the user's half is a value they
+// set since.
+func unmerged(e corev1.EnvVar, written []corev1.EnvVar, originals []replacedEnv) corev1.EnvVar {
+	if e.Value == "" || e.ValueFrom == nil {
+		return e
+	}
+	ours, users := corev1.EnvVar{Name: e.Name, ValueFrom: e.ValueFrom}, corev1.EnvVar{Name: e.Name, Value: e.Value}
+	if !isWritten(ours, written) {
+		ours, users = users, ours
+		if !isWritten(ours, written) {
+			return e
+		}
+	}
+	if slices.ContainsFunc(originals, func(o replacedEnv) bool { return envEqual(o.EnvVar, users) }) {
+		return ours
+	}
+	return users
+}
+
 // isWritten reports whether e is exactly an entry of written.
 func isWritten(e corev1.EnvVar, written []corev1.EnvVar) bool {
 	return slices.ContainsFunc(written, func(w corev1.EnvVar) bool { return envEqual(e, w) })
@@ -173,6 +197,9 @@ func stripContainer(c *corev1.Container, rec record, trusted bool) {
 		// A v1 record did not say what it wrote: a password entry goes only
 		// when the record holds the user's own to put back.
 		legacyKeepsPassword := rec.legacy && !slices.ContainsFunc(rec.Env, func(e replacedEnv) bool { return e.Name == contract.EnvPassword })
+		for i := range c.Env {
+			c.Env[i] = unmerged(c.Env[i], written, rec.Env)
+		}
 		var usersNow []string // owned names holding a value the user set since
 		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
 			if !rec.ownsEnv(e.Name) || e.Name == contract.EnvPassword && legacyKeepsPassword {

@@ -50,12 +50,13 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 		storedRec, storedTrusted = storedRecord(stored)
 	}
 	stripRec, stripTrusted := prev, trusted
-	if !trusted && storedTrusted && slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == storedRec.Container }) {
-		// The request carries part of an injection (server-side apply of a
-		// manifest holding a copied record): the stored object's record,
-		// written by this webhook, says what the injection wrote, so the
-		// request's user part (their own HOME, say) is the stored object's
-		// and nothing of the user's is stripped by name.
+	if storedTrusted && slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == storedRec.Container }) {
+		// On an UPDATE the stored object's record, written by this webhook,
+		// says what the injection wrote, whatever the request's record says
+		// (the requester's word: one edited to drop the user's password
+		// entry would otherwise lose it). So the request's user part (their
+		// own HOME, say) is the stored object's and nothing of the user's
+		// is stripped by name.
 		stripRec, stripTrusted, w = storedRec, true, ""
 	}
 	if w != "" {

@@ -22,6 +22,24 @@ func passwordEnv(c *corev1.Container) []corev1.EnvVar {
 	return env
 }
 
+// injectedWithPassword is the flux fixture, its password entry set to
+// users, injected.
+func injectedWithPassword(t *testing.T, users corev1.EnvVar) *appsv1.Deployment {
+	t.Helper()
+	in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	c := app(in)
+	for i := range c.Env {
+		if c.Env[i].Name == contract.EnvPassword {
+			c.Env[i] = users
+		}
+	}
+	if n := len(passwordEnv(c)); n != 1 {
+		t.Fatalf("the fixture has %d password entries, want 1", n)
+	}
+	injected, _ := mustInject(t, in)
+	return injected
+}
+
 // No un-injection leaves OpenCode without its password: whatever happened
 // to the record, the password entry the user had is there afterwards. Only
 // a trusted v2 record, which says what the injection wrote and what it
@@ -39,9 +57,12 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 	}{
 		"trusted": {func(*appsv1.Deployment) {}, true},
 		"edited":  {func(d *appsv1.Deployment) { d.Annotations[contract.AnnotationInjected] += "x" }, false},
-		"unknown field": {func(d *appsv1.Deployment) {
-			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"extra":1,"version"`, 1)
+		"a known field of the wrong type": {func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"strategy":7,"version"`, 1)
 		}, false},
+		"a later release's field": {func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"extra":1,"version"`, 1)
+		}, true},
 		"deleted": {func(d *appsv1.Deployment) { delete(d.Annotations, contract.AnnotationInjected) }, false},
 		"record and seed deleted": {func(d *appsv1.Deployment) {
 			delete(d.Annotations, contract.AnnotationInjected)
@@ -55,7 +76,18 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 		}, false},
 		"v1 without the user's entry": {v1Record(""), false},
 		"v1 with the user's entry":    {nil, true}, // made below from the user's entry
+		"request's record without its env, stored record trusted": {func(d *appsv1.Deployment) {
+			rec, trusted, _ := readRecord(d)
+			if !trusted {
+				t.Fatal("the injected fixture's record is not trusted")
+			}
+			rec.Env = nil
+			d.Annotations[contract.AnnotationInjected] = rec.encode()
+		}, true},
 	}
+	// These edits are the requester's: the stored object keeps the record
+	// the webhook wrote, and that record decides what is stripped.
+	requestOnly := map[string]bool{"request's record without its env, stored record trusted": true}
 	for userName, users := range map[string]corev1.EnvVar{
 		"as the examples set it": secretEnv(contract.EnvPassword, DefaultSecretName, contract.SecretKeyPassword, false),
 		"from the user's Secret": secretEnv(contract.EnvPassword, "my-password", "pw", false),
@@ -63,24 +95,17 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 	} {
 		for path, p := range paths {
 			t.Run(userName+"/"+path, func(t *testing.T) {
-				in := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
-				c := app(in)
-				for i := range c.Env {
-					if c.Env[i].Name == contract.EnvPassword {
-						c.Env[i] = users
-					}
-				}
-				if n := len(passwordEnv(c)); n != 1 {
-					t.Fatalf("the fixture has %d password entries, want 1", n)
-				}
-				injected, _ := mustInject(t, in)
+				injected := injectedWithPassword(t, users)
 				edit := p.edit
 				if edit == nil {
 					raw := injectiontest.MustJSON(t, users)
 					edit = v1Record(`,"env":[{"index":0,` + strings.TrimPrefix(string(raw), "{") + `]`)
 				}
-				edit(injected)
 				stored := injected.DeepCopy()
+				edit(injected)
+				if !requestOnly[path] {
+					stored = injected.DeepCopy()
+				}
 				delete(injected.Labels, contract.LabelInject)
 				out, _, err := Mutate(injected, stored, testSettings())
 				if err != nil {
@@ -102,5 +127,68 @@ func TestNoUninjectionLeavesOpenCodeWithoutItsPassword(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A request that keeps the label but carries a record edited to drop the
+// user's password entry changes nothing: the stored record, written by the
+// webhook, says what is stripped, so the user's part is unchanged, the pin
+// keeps the injection, and a later un-injection gives the user's entry back.
+func TestEditedRequestRecordKeepsTheUsersPassword(t *testing.T) {
+	users := corev1.EnvVar{Name: contract.EnvPassword, Value: "hunter2"}
+	stored := injectedWithPassword(t, users)
+	req := stored.DeepCopy()
+	rec, trusted, _ := readRecord(req)
+	if !trusted {
+		t.Fatal("the injected fixture's record is not trusted")
+	}
+	rec.Env = nil
+	req.Annotations[contract.AnnotationInjected] = rec.encode()
+	kept, _, err := Mutate(req, stored, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(kept, stored) {
+		t.Fatalf("the edited request's record changed the injection:\n%s", injectiontest.MustJSON(t, kept))
+	}
+	req = kept.DeepCopy()
+	delete(req.Labels, contract.LabelInject)
+	out, _, err := Mutate(req, kept, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := passwordEnv(app(out)); len(got) != 1 || !equality.Semantic.DeepEqual(got[0], users) {
+		t.Errorf("password entries after un-injection %v, want the user's own %v", got, users)
+	}
+}
+
+// Server-side apply merges the user's password entry (a value) into ours (a
+// Secret key) field by field: the request holds both, an entry the API
+// refuses. Its value is the user's, its valueFrom ours: an identical
+// re-apply changes nothing, and un-injection gives back the user's entry
+// alone.
+func TestMergedPasswordEntryIsTheUsersValue(t *testing.T) {
+	users := corev1.EnvVar{Name: contract.EnvPassword, Value: "hunter2"}
+	stored := injectedWithPassword(t, users)
+	merged := stored.DeepCopy()
+	for i, e := range app(merged).Env {
+		if e.Name == contract.EnvPassword {
+			app(merged).Env[i].Value = users.Value
+		}
+	}
+	out, _, err := Mutate(merged, stored, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(out, stored) {
+		t.Errorf("an identical server-side apply changed the workspace: record %s", out.Annotations[contract.AnnotationInjected])
+	}
+	delete(merged.Labels, contract.LabelInject)
+	out, _, err = Mutate(merged, stored, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := passwordEnv(app(out)); len(got) != 1 || !equality.Semantic.DeepEqual(got[0], users) {
+		t.Errorf("password entries after un-injection %v, want the user's own %v alone", got, users)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -93,6 +94,10 @@ func storedRecord(stored *appsv1.Deployment) (record, bool) {
 // stripping src leaves. It reports whether it kept src, and a warning when
 // src's seed image could not be trusted.
 func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings) (kept bool, warning string) {
+	si := slices.IndexFunc(src.Spec.Template.Spec.InitContainers, isOurSeed)
+	if si < 0 {
+		return false, "" // a v1 record is trusted without a seed beside it: no pin
+	}
 	pinned := rec.UserDigest
 	if pinned == "" {
 		user := src.DeepCopy()
@@ -109,8 +114,8 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 	}
 	d.Annotations[contract.AnnotationInjected] = src.Annotations[contract.AnnotationInjected]
 	ps := &d.Spec.Template.Spec
-	seed := &ps.InitContainers[slices.IndexFunc(ps.InitContainers, isOurSeed)]
-	if trustedSeedImage(seed.Image, s.SeedImage) {
+	seed := &ps.InitContainers[si]
+	if trustedSeedImage(seed.Image, s.SeedImage, s.Offline) {
 		return true, ""
 	}
 	warning = "the seed image " + seed.Image + " of init container " + contract.SeedContainerName + " is not " + repository(s.SeedImage) +
@@ -135,14 +140,22 @@ func hostsStillAllowed(pinned, allowed []string) bool {
 // trustedSeedImage: the seed image is input the user can edit, and it runs
 // with the token; a pinned one is kept only when it is the current image or
 // the current image's repository by digest (an earlier release of this
-// injector).
-func trustedSeedImage(pinned, current string) bool {
+// injector). Offline, one of that repository's release tags is kept too: a
+// released inject pins its own tag, nothing is pulled by the command, and
+// its output is reviewed by the user in Git before a cluster pulls it.
+func trustedSeedImage(pinned, current string, offline bool) bool {
 	if pinned == current {
 		return true
 	}
-	ref, err := name.NewDigest(pinned, name.StrictValidation)
-	return err == nil && ref.Context().Name() == repository(current)
+	if ref, err := name.NewDigest(pinned, name.StrictValidation); err == nil {
+		return ref.Context().Name() == repository(current)
+	}
+	tag, err := name.NewTag(pinned, name.StrictValidation)
+	return offline && err == nil && ReleaseTag.MatchString(tag.TagStr()) && tag.Context().Name() == repository(current)
 }
+
+// ReleaseTag is a version the release workflow publishes an image for.
+var ReleaseTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
 
 // repository is the image's repository without tag or digest ("" when it
 // is not an image reference).

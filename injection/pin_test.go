@@ -1,6 +1,7 @@
 package injection
 
 import (
+	"k8s.io/apimachinery/pkg/api/equality"
 	"slices"
 	"strings"
 	"testing"
@@ -171,16 +172,22 @@ func TestRecordWithoutDigestAdoptsTheLiveTemplate(t *testing.T) {
 
 // The pinned seed image can be edited by anyone who edits the Deployment,
 // and it runs with the token: it is kept only when it is the injector's own
-// repository by digest.
+// repository by digest, or offline (nothing is pulled, the output is
+// reviewed in Git) by one of its release tags, as a released inject writes.
 func TestPinnedSeedImageMustBeTheInjectorsByDigest(t *testing.T) {
 	user := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
-	for image, kept := range map[string]bool{
-		oldImage:                    true,
-		newImage:                    true,
-		ImageRepository + ":latest": false,
-		ImageRepository + "-evil@sha256:" + strings.Repeat("3", 64):                false,
-		"evil.example/opencode-injector@sha256:" + strings.Repeat("3", 64):         false,
-		"evil.example/x@sha256:" + strings.Repeat("3", 64) + "#" + ImageRepository: false,
+	type keptWhen struct{ stored, offline bool }
+	for image, kept := range map[string]keptWhen{
+		oldImage:                                {true, true},
+		newImage:                                {true, true},
+		ImageRepository + ":v0.1.0":             {false, true},
+		ImageRepository + ":v0.2.0-rc.1":        {false, true},
+		ImageRepository + ":latest":             {false, false},
+		ImageRepository + ":v0.1.0-evil":        {false, false},
+		"evil.example/opencode-injector:v0.1.0": {false, false},
+		ImageRepository + "-evil@sha256:" + strings.Repeat("3", 64):                {false, false},
+		"evil.example/opencode-injector@sha256:" + strings.Repeat("3", 64):         {false, false},
+		"evil.example/x@sha256:" + strings.Repeat("3", 64) + "#" + ImageRepository: {false, false},
 	} {
 		t.Run(image, func(t *testing.T) {
 			once, _ := mutateOrFail(t, user, nil, oldRelease())
@@ -190,18 +197,21 @@ func TestPinnedSeedImageMustBeTheInjectorsByDigest(t *testing.T) {
 					ps.InitContainers[i].Image = image
 				}
 			}
-			for shape, in := range map[string]struct{ request, stored *appsv1.Deployment }{
-				"stored": {user, once}, "offline": {once, nil},
+			for shape, in := range map[string]struct {
+				request, stored *appsv1.Deployment
+				kept            bool
+			}{
+				"stored": {user, once, kept.stored}, "offline": {once, nil, kept.offline},
 			} {
 				out, warnings := mutateOrFail(t, in.request, in.stored, newRelease())
 				want := newImage
-				if kept {
+				if in.kept {
 					want = image
 				}
 				if got := seedImage(t, out); got != want {
 					t.Errorf("%s: seed image %s, want %s", shape, got, want)
 				}
-				if n := count(warnings, "is not "+ImageRepository+" pinned by digest"); n != map[bool]int{true: 0, false: 1}[kept] {
+				if n := count(warnings, "is not "+ImageRepository+" pinned by digest"); n != map[bool]int{true: 0, false: 1}[in.kept] {
 					t.Errorf("%s: warnings %q", shape, warnings)
 				}
 				if got := app(out).Resources.Limits[corev1.ResourceCPU]; got.Cmp(resource.MustParse("500m")) != 0 {
@@ -242,7 +252,11 @@ func TestRenamedCopyIsInjectedAfresh(t *testing.T) {
 	}
 	copied := once.DeepCopy()
 	copied.Name = "second-workspace"
-	out, _, err := Mutate(copied, nil, DefaultSettings(newImage))
+	// Offline, the copy's own record with its digest is the pin source: only
+	// the name in the digest tells the copy from the original.
+	offline := DefaultSettings(newImage)
+	offline.Offline = true
+	out, _, err := Mutate(copied, nil, offline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,5 +287,38 @@ func TestCreateKeepsNoOwnRecord(t *testing.T) {
 	}
 	if !slices.ContainsFunc(out.Spec.Template.Spec.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == contract.EnvPassword }) {
 		t.Error("a CREATE without the password env was admitted without it")
+	}
+}
+
+// A v1 record is trusted without a seed init container beside it (v1 did
+// not check one): a stored object whose seed was deleted is no pin, the
+// injection is made afresh, seed included.
+func TestV1RecordWithoutSeedIsInjectedAfresh(t *testing.T) {
+	stored := injectiontest.ReadDeployment(t, "testdata/already-injected.yaml")
+	ps := &stored.Spec.Template.Spec
+	ps.InitContainers = slices.DeleteFunc(ps.InitContainers, isOurSeed)
+	if _, trusted, w := readRecord(stored); !trusted {
+		t.Fatalf("the v1 fixture's record is not trusted: %s", w)
+	}
+	out, _ := mutateOrFail(t, stored, stored, newRelease())
+	if got := seedImage(t, out); got != newImage {
+		t.Errorf("seed image %q, want the injection made afresh with %s", got, newImage)
+	}
+}
+
+// A record written by a later release (a field this one does not know) is
+// read after an injector rollback: its known fields agree with the object,
+// so the workspace does not roll and nothing of the user's is lost.
+func TestRecordFromALaterReleaseIsRead(t *testing.T) {
+	user := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	stored, _ := mutateOrFail(t, user, nil, newRelease())
+	raw := stored.Annotations[contract.AnnotationInjected]
+	stored.Annotations[contract.AnnotationInjected] = strings.TrimSuffix(raw, "}") + `,"future":{"x":true}}`
+	if problem := RecordProblem(stored); problem != "" {
+		t.Errorf("the later release's record is not trusted: %s", problem)
+	}
+	out, warnings := mutateOrFail(t, stored, stored, oldRelease())
+	if !equality.Semantic.DeepEqual(out, stored) {
+		t.Errorf("the rollback changed the workspace (seed %s, warnings %q)", seedImage(t, out), warnings)
 	}
 }

@@ -95,10 +95,11 @@ func parseRecord(raw string, ps *corev1.PodSpec) (record, error) {
 	}
 	switch head.Version {
 	case contract.Version:
+		// Fields this release does not know are ignored: a later release's
+		// record, read after an injector rollback, is still checked against
+		// the object by its known fields (agreesWith).
 		var rec record
-		dec := json.NewDecoder(strings.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&rec); err != nil {
+		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 			return record{}, fmt.Errorf("not a %s record: %v", contract.Version, err)
 		}
 		return rec, nil

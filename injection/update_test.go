@@ -260,8 +260,8 @@ func TestRecordThatContradictsTheObject(t *testing.T) {
 		"names a container that does not exist": func(d *appsv1.Deployment) {
 			d.Annotations[contract.AnnotationInjected] = `{"version":"v2","container":"ghost","secret":"opencode-secret","clone":"/data/workspace/a/b","hosts":["github.com"]}`
 		},
-		"unknown field": func(d *appsv1.Deployment) {
-			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"extra":1,"version"`, 1)
+		"a known field of the wrong type": func(d *appsv1.Deployment) {
+			d.Annotations[contract.AnnotationInjected] = strings.Replace(d.Annotations[contract.AnnotationInjected], `"version"`, `"strategy":7,"version"`, 1)
 		},
 		"deleted": func(d *appsv1.Deployment) { delete(d.Annotations, contract.AnnotationInjected) },
 	} {

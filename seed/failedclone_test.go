@@ -89,8 +89,8 @@ func TestKilledCloneIsRemovedOnNextStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	if staged, _ := filepath.Glob(filepath.Join(v.claim, ".workspace.seed-*")); len(staged) != 1 {
-		t.Fatalf("the killed clone left %v, want its staging directory", staged)
+	if staged, _ := filepath.Glob(filepath.Join(v.claim, ".workspace.seed-*")); len(staged) != 2 {
+		t.Fatalf("the killed clone left %v, want its staging directory and the sentinel beside it", staged)
 	}
 
 	server.SetFault(gitserver.FaultAbort)

@@ -180,8 +180,8 @@ func Run(ctx context.Context, cfg Config, report func(string, ...any)) error {
 		report("CA bundle: %s trusted besides the system roots; written to %s", cfg.CASource, cfg.CATarget)
 	}
 	for _, dir := range cfg.Dirs {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return diskError(err, "create %s", dir)
+		if err := ensureHomeDir(dir, report); err != nil {
+			return err
 		}
 	}
 	if cfg.AuthTarget != "" {

@@ -18,13 +18,18 @@ import (
 // A seed killed midway leaves only that directory, which the next start
 // removes. It looks only in the directories the staging can be in (up to
 // the claim's root, workspace/<host>/<owner>/<name> above the clone) and
-// removes only directories named exactly so that hold the sentinel the
-// seed creates first: a user's ".notes.seed-2025" is left alone.
+// removes only directories named exactly so that have the sentinel the
+// seed creates beside them first: a user's ".notes.seed-2025" is left alone.
 var stagingName = regexp.MustCompile(`^\.[^/]+\.seed-[0-9]+$`)
 
-// stagingSentinel marks a directory as the seed's staging; it is removed
-// just before the rename, so the clone never holds it.
-const stagingSentinel = ".opencode-seed-staging"
+// stagingSentinelSuffix names the sentinel file beside a staging directory
+// (".<name>.seed-<digits>.staging"). Beside it, not inside: the rename
+// moves the clone away from it, so a staging directory holds its sentinel
+// until the instant it stops being one, and a kill at any step before the
+// rename (the flush included) leaves a leftover the next start recognises.
+// The sentinel is removed after the rename; one a kill left there alone is
+// removed by the next start.
+const stagingSentinelSuffix = ".staging"
 
 // stagingLevels is how many directories above the clone path a staging
 // directory can be in: owner, host, workspace root, claim root.
@@ -57,9 +62,9 @@ func newStage(ws string) (*stage, error) {
 		return nil, diskError(err, "create a staging directory in %s", parent)
 	}
 	s := &stage{dir: dir, target: target, clone: dir}
-	if err := os.WriteFile(filepath.Join(dir, stagingSentinel), nil, 0o600); err != nil {
+	if err := os.WriteFile(s.sentinel(), nil, 0o600); err != nil {
 		s.discard()
-		return nil, diskError(err, "create %s", filepath.Join(dir, stagingSentinel))
+		return nil, diskError(err, "create %s", s.sentinel())
 	}
 	if target != ws {
 		rest, _ := filepath.Rel(target, ws)
@@ -84,18 +89,16 @@ func newStage(ws string) (*stage, error) {
 // flushes the rename: a node crash never leaves a partial clone at the
 // clone path.
 func (s *stage) commit() error {
-	if err := os.Remove(filepath.Join(s.dir, stagingSentinel)); err != nil {
-		s.discard()
-		return diskError(err, "remove the staging sentinel in %s", s.dir)
-	}
-	if err := syncAll(s.dir); err != nil {
-		s.discard()
-		return diskError(err, "flush the clone in %s to disk", s.dir)
+	if err := s.flush(); err != nil {
+		return err
 	}
 	// rename(2) itself: it replaces an empty directory, where os.Rename refuses.
 	if err := unix.Rename(s.dir, s.target); err != nil {
 		s.discard()
 		return diskError(err, "move the clone into %s", s.target)
+	}
+	if err := os.Remove(s.sentinel()); err != nil {
+		return diskError(err, "remove the staging sentinel %s", s.sentinel())
 	}
 	parent := filepath.Dir(s.target)
 	if err := syncDir(parent); err != nil { // the rename; what it sits in was flushed before
@@ -104,8 +107,22 @@ func (s *stage) commit() error {
 	return nil
 }
 
+// flush puts the staged clone on disk; the sentinel stays beside it.
+func (s *stage) flush() error {
+	if err := syncAll(s.dir); err != nil {
+		s.discard()
+		return diskError(err, "flush the clone in %s to disk", s.dir)
+	}
+	return nil
+}
+
+func (s *stage) sentinel() string { return s.dir + stagingSentinelSuffix }
+
 // discard removes everything the clone created.
-func (s *stage) discard() { _ = os.RemoveAll(s.dir) }
+func (s *stage) discard() {
+	_ = os.RemoveAll(s.dir)
+	_ = os.Remove(s.sentinel())
+}
 
 // removeStagingLeftovers removes the staging directories a killed seed left
 // in the directories above ws it can stage in, whatever clone path that
@@ -118,13 +135,19 @@ func removeStagingLeftovers(ws string, report func(string, ...any)) error {
 		for _, e := range entries {
 			path := filepath.Join(dir, e.Name())
 			switch {
-			case e.IsDir() && stagingName.MatchString(e.Name()) && isRegular(filepath.Join(path, stagingSentinel)):
+			case e.IsDir() && stagingName.MatchString(e.Name()) && isRegular(path+stagingSentinelSuffix):
+			case isStraySentinel(path):
 			case level == 0 && e.Type().IsRegular() && strings.HasPrefix(e.Name(), markerTemp):
 			default:
 				continue
 			}
 			if err := os.RemoveAll(path); err != nil {
 				return diskError(err, "remove %s, left by an interrupted clone", path)
+			}
+			if e.IsDir() { // its sentinel goes after it, as after a rename
+				if err := os.Remove(path + stagingSentinelSuffix); err != nil {
+					return diskError(err, "remove %s, left by an interrupted clone", path+stagingSentinelSuffix)
+				}
 			}
 			report("removed %s, left by an interrupted clone", path)
 		}
@@ -134,6 +157,17 @@ func removeStagingLeftovers(ws string, report func(string, ...any)) error {
 		dir = filepath.Dir(dir)
 	}
 	return nil
+}
+
+// isStraySentinel: a staging sentinel without its directory, left by a kill
+// after the rename (or already removed with its directory this start).
+func isStraySentinel(path string) bool {
+	dir, ok := strings.CutSuffix(path, stagingSentinelSuffix)
+	if !ok || !stagingName.MatchString(filepath.Base(dir)) || !isRegular(path) {
+		return false
+	}
+	_, err := os.Lstat(dir)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 func isRegular(path string) bool {

@@ -246,3 +246,23 @@ func TestInjectHidesTokens(t *testing.T) {
 		t.Errorf("the token is repeated: %s", stderr)
 	}
 }
+
+// A released inject pins its own tag image: injecting its output again with
+// another release's image and other defaults changes nothing, as in the
+// cluster, while a tag that is not a release is replaced.
+func TestReinjectingWithAnotherReleaseChangesNothing(t *testing.T) {
+	const repo = "ghcr.io/angryninja/opencode-injector"
+	once, stderr, code := runInject(t, nil, "-f", fluxFixture, "--seed-image", repo+":v0.1.0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	again, stderr, code := runInject(t, []byte(once), "-f", "-", "--seed-image", repo+":v0.2.0", "--default-limits", "cpu=2,memory=3Gi")
+	if code != 0 || again != once {
+		t.Errorf("injecting again with another release changed the output (exit %d, stderr %q):\n%s", code, stderr, again)
+	}
+	edited := strings.Replace(once, "image: "+repo+":v0.1.0", "image: "+repo+":latest", 1)
+	again, _, code = runInject(t, []byte(edited), "-f", "-", "--seed-image", repo+":v0.2.0")
+	if code != 0 || !strings.Contains(again, "image: "+repo+":v0.2.0") || strings.Contains(again, ":latest") {
+		t.Errorf("a pinned tag that is not a release was kept (exit %d):\n%s", code, again)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"runtime"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -82,13 +81,10 @@ func defaultSettings() injection.Settings {
 	return injection.DefaultSettings(releasedImage(version))
 }
 
-// release is a version the release workflow publishes an image for.
-var release = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
-
 // releasedImage is the published image of version v, or "" for a build
 // that is not a release (dev, a commit, a dirty tree).
 func releasedImage(v string) string {
-	if !release.MatchString(v) {
+	if !injection.ReleaseTag.MatchString(v) {
 		return ""
 	}
 	return injection.ImageRepository + ":" + v

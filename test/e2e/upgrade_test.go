@@ -188,3 +188,50 @@ func TestRolloutRestartTakesTheNewInjector(t *testing.T) {
 	}
 	assertNoDrift(t, u, get(t, live))
 }
+
+// The user's values set env names the injection owns (their own HOME, cache
+// and password) in the middle of their list. Server-side apply merges their
+// password value into the Secret key the webhook wrote there: an identical
+// second apply, and applies after an injector upgrade, must not roll, and
+// the record keeps the user's entry as they wrote it.
+func TestSSAOfOwnedEnvDoesNotRoll(t *testing.T) {
+	before := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("1", 64))
+	before.DefaultLimits, _ = injection.ParseResources("cpu=500m,memory=512Mi")
+	after := injection.DefaultSettings(injection.ImageRepository + "@sha256:" + strings.Repeat("2", 64))
+	after.DefaultLimits, _ = injection.ParseResources("memory=1Gi")
+	ns := namespace(t, nil)
+	replaceInjector(t, before)
+	u := chartDeployment(t, "flux", ns)
+	cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	c := cs[0].(map[string]any)
+	c["env"] = []any{
+		map[string]any{"name": "TZ", "value": "UTC"},
+		map[string]any{"name": "HOME", "value": "/home/me"},
+		map[string]any{"name": "FOO", "value": "1"},
+		map[string]any{"name": contract.EnvPassword, "value": "hunter2"},
+		map[string]any{"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
+		map[string]any{"name": "BAR", "value": "2"},
+	}
+	c["workingDir"] = "/srv"
+	if err := unstructured.SetNestedSlice(u.Object, cs, "spec", "template", "spec", "containers"); err != nil {
+		t.Fatal(err)
+	}
+	first := helmApply(t, u)
+	if seedImageOf(first) != before.SeedImage {
+		t.Fatalf("not injected by the first injector: %s", seedImageOf(first))
+	}
+	if again := helmApply(t, u); again.Generation != first.Generation {
+		t.Errorf("an identical second apply rolled: generation %d -> %d; record %s", first.Generation, again.Generation, again.Annotations[contract.AnnotationInjected])
+	}
+	replaceInjector(t, after)
+	for i := 0; i < 2; i++ {
+		if d := helmApply(t, u); d.Generation != first.Generation || seedImageOf(d) != before.SeedImage {
+			t.Errorf("apply %d after the upgrade rolled: generation %d -> %d, seed %s", i+1, first.Generation, d.Generation, seedImageOf(d))
+		}
+	}
+	live := get(t, first)
+	if rec := live.Annotations[contract.AnnotationInjected]; !strings.Contains(rec, `{"index":3,"name":"`+contract.EnvPassword+`","value":"hunter2"}`) {
+		t.Errorf("the record does not keep the user's password entry as they wrote it: %s", rec)
+	}
+	assertNoDrift(t, u, live)
+}
