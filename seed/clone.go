@@ -25,7 +25,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
-	"golang.org/x/sys/unix"
 )
 
 // ensureClone makes sure the workspace holds a clone of url: it clones when
@@ -133,7 +132,7 @@ func syncAll(dir string) error {
 	if err != nil {
 		return err
 	}
-	err = unix.Syncfs(int(d.Fd()))
+	err = syncFilesystem(int(d.Fd()))
 	if syncErr := d.Sync(); err == nil {
 		err = syncErr
 	}

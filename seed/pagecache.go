@@ -1,11 +1,5 @@
 package seed
 
-import (
-	"fmt"
-
-	"golang.org/x/sys/unix"
-)
-
 // A memory cgroup charges the page cache of the files the seed writes and
 // reads to the seed, and dirty pages cannot be reclaimed before they are
 // written: a 30 MiB pack left in the cache took 30 MiB of the seed's limit
@@ -35,7 +29,7 @@ func (w *writeBehind) wrote(n int) error {
 	if err := w.drop(w.started); err != nil {
 		return err
 	}
-	err := syncFileRange(w.fd, w.started, w.written-w.started, unix.SYNC_FILE_RANGE_WRITE)
+	err := startWriteBack(w.fd, w.started, w.written-w.started)
 	w.started = w.written
 	return err
 }
@@ -52,31 +46,11 @@ func (w *writeBehind) drop(end int64) error {
 	if end <= w.dropped {
 		return nil
 	}
-	err := syncFileRange(w.fd, w.dropped, end-w.dropped,
-		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	err := writeBack(w.fd, w.dropped, end-w.dropped)
 	if err != nil {
 		return err
 	}
 	dropCache(w.fd, w.dropped, end-w.dropped)
 	w.dropped = end
 	return nil
-}
-
-func syncFileRange(fd int, off, n int64, flags int) error {
-	for {
-		err := unix.SyncFileRange(fd, off, n, flags)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("write back bytes %d to %d: %w", off, off+n, err)
-		}
-		return nil
-	}
-}
-
-// dropCache drops clean cached pages of a file's range: advice, which a
-// filesystem that cannot drop them (tmpfs) ignores.
-func dropCache(fd int, off, n int64) {
-	_ = unix.Fadvise(fd, off, n, unix.FADV_DONTNEED)
 }

@@ -80,3 +80,15 @@ func TestImportRules(t *testing.T) {
 		}
 	}
 }
+
+// TestTheCLIBuildsForMacOS: `inject` runs where admins render their
+// manifests, often a Mac. The seed's Linux-only calls (syncfs, writeback,
+// page-cache advice) sit behind build tags, so the one binary still builds
+// there.
+func TestTheCLIBuildsForMacOS(t *testing.T) {
+	cmd := exec.Command("go", "build", "-o", "/dev/null", module+"/cmd/opencode-injector")
+	cmd.Env = append(cmd.Environ(), "GOOS=darwin", "GOARCH=arm64", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=darwin go build ./cmd/opencode-injector: %v\n%s", err, out)
+	}
+}
