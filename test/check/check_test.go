@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -297,7 +298,15 @@ func (cl *cluster) failures(t *testing.T) []failure {
 						return err
 					}
 					d.Annotations[contract.AnnotationInjected] = v
-					return env.Client.Update(ctx, d)
+					if err := env.Client.Update(ctx, d); err != nil {
+						return err
+					}
+					// A write that still met the webhook has its record
+					// stamped again: not the write this case needs.
+					if got := d.Annotations[contract.AnnotationInjected]; got != v {
+						return fmt.Errorf("the webhook rewrote the record to %s", got)
+					}
+					return nil
 				}
 			}
 			withoutWebhook(t, setRecord(strings.Replace(record, `"container":"app"`, `"container":"ghost"`, 1)))
@@ -391,7 +400,8 @@ func withoutWebhook(t *testing.T, write func() error) {
 	}
 	remove(t, cfg)
 	// The API server's view of webhook configurations follows a watch: a
-	// write may still meet the webhook (unreachable here) for a moment.
+	// write may still meet the webhook for a moment, so write retries
+	// until what it wrote is what is stored.
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if err = write(); err == nil {
