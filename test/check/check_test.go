@@ -283,7 +283,21 @@ func (cl *cluster) failures(t *testing.T) []failure {
 		provoke: func(t *testing.T) func() {
 			d := fixture(t)
 			d.Name = "opencode-late"
-			withoutWebhook(t, func() error { return env.Client.Create(ctx, d.DeepCopy()) })
+			withoutWebhook(t, func() error {
+				created := d.DeepCopy()
+				if err := env.Client.Create(ctx, created); err != nil {
+					return err
+				}
+				// A create that still met the webhook is injected: not
+				// the workspace this case needs.
+				if _, injected := created.Annotations[contract.AnnotationInjected]; injected {
+					if err := env.Client.Delete(ctx, created); err != nil {
+						return err
+					}
+					return fmt.Errorf("the webhook injected %s", created.Name)
+				}
+				return nil
+			})
 			return func() { remove(t, d) }
 		},
 		want: "✗ injected: not injected: it was created or last changed while the webhook did not see it",
