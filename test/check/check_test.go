@@ -207,10 +207,9 @@ func (cl *cluster) failures(t *testing.T) []failure {
 	}, {
 		name: "wrong caBundle",
 		provoke: func(t *testing.T) func() {
-			_, _, other := newCA(t, "another-ca")
 			return swapCABundle(t, validating, func(c *admissionregistrationv1.ValidatingWebhookConfiguration) *[]byte {
 				return &c.Webhooks[0].ClientConfig.CABundle
-			}, other)
+			}, newCA(t, "another-ca").CertPEM)
 		},
 		want: "✗ caBundle of ValidatingWebhookConfiguration opencode-injector webhook scale.opencode.angryninja.cloud: does not verify the serving certificate",
 	}, {
