@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -16,7 +17,9 @@ const loginMarkerSuffix = ".seeded"
 
 // SeedAuth applies the three-way rule: seed auth.json when absent; keep a
 // file that changed on the volume (OpenCode rewrites it on login); follow a
-// rotated Secret only while the file is exactly what was last seeded.
+// rotated Secret only while the file is exactly what was last seeded. Where
+// the user put something else in the login's way (a dangling symlink, a
+// file), nothing is written and the outcome says how to get the login.
 func SeedAuth(source, target string) (string, error) {
 	src, err := os.ReadFile(source)
 	if source == "" || errors.Is(err, os.ErrNotExist) {
@@ -25,9 +28,18 @@ func SeedAuth(source, target string) (string, error) {
 	if err != nil {
 		return "", diskError(err, "read %s", source)
 	}
+	// The login's place is in HOME, which is the user's (see ensureHomeDir):
+	// an entry of theirs in the way is left alone, and the start goes on.
+	if entry := firstNonDirectory(filepath.Dir(target)); entry != "" {
+		return fmt.Sprintf("not seeded: %s is not a directory; to have the Secret's login seeded, "+
+			"make it a directory on the claim (or a symlink to one) and restart the pod", entry), nil
+	}
 	loginMarker := target + loginMarkerSuffix
 	cur, err := os.ReadFile(target)
 	switch {
+	case errors.Is(err, os.ErrNotExist) && isSymlink(target):
+		return fmt.Sprintf("not seeded: %s is a symlink whose target is gone (yours), left as it is; "+
+			"to have the Secret's login seeded, remove the symlink and restart the pod", target), nil
 	case errors.Is(err, os.ErrNotExist):
 		if err := seedFile(target, loginMarker, src); err != nil {
 			return "", err
@@ -54,6 +66,11 @@ func SeedAuth(source, target string) (string, error) {
 	default:
 		return "kept: it changed on the volume since the last seed (a newer login)", nil
 	}
+}
+
+func isSymlink(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode()&os.ModeSymlink != 0
 }
 
 func seedFile(target, loginMarker string, content []byte) error {

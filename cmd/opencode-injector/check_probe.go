@@ -89,9 +89,13 @@ func probeDeployment(ctx context.Context, c client.Client, inject *webhook, name
 	labels := map[string]string{"app.kubernetes.io/name": "opencode-injector-check"}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: "opencode-injector-check", Namespace: namespace,
+			// A generated name: a dry run reserves none, so no Deployment
+			// of the namespace can clash with the probe. The webhook sees
+			// the name still empty, so the claim is named (nothing asks
+			// for storage: no claim is made).
+			GenerateName: "opencode-injector-check-", Namespace: namespace,
 			Labels:      map[string]string{contract.LabelInject: contract.LabelInjectEnabled},
-			Annotations: map[string]string{contract.AnnotationRepo: repo},
+			Annotations: map[string]string{contract.AnnotationRepo: repo, contract.AnnotationClaim: "opencode-injector-check"},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),

@@ -67,6 +67,21 @@ func TestCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("a Deployment of the probe's old name in the probed namespace", func(t *testing.T) {
+		// A user's own, unlabeled Deployment: the probe's dry run must
+		// not meet it ("already exists").
+		d := fixture(t)
+		d.Name = "opencode-injector-check"
+		delete(d.Labels, contract.LabelInject)
+		create(t, d)
+		t.Cleanup(func() { remove(t, d) })
+		code, out, failed := check(t)
+		want := "✓ the API server's call to the webhook (dry-run create of a labeled Deployment in opencode): the webhook injected it"
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, failed %q; want exit 0 and %q\n%s", code, failed, want, out)
+		}
+	})
+
 	t.Run("a user who may not read the workspace's Secret", func(t *testing.T) {
 		code, out, failed := checkAs(t, readerWithoutSecrets(t))
 		want := "✗ Secret opencode-secret: check cannot read Secret opencode/opencode-secret: forbidden (needs get on secrets); fix: "
@@ -192,10 +207,9 @@ func (cl *cluster) failures(t *testing.T) []failure {
 	}, {
 		name: "wrong caBundle",
 		provoke: func(t *testing.T) func() {
-			_, _, other := newCA(t, "another-ca")
 			return swapCABundle(t, validating, func(c *admissionregistrationv1.ValidatingWebhookConfiguration) *[]byte {
 				return &c.Webhooks[0].ClientConfig.CABundle
-			}, other)
+			}, newCA(t, "another-ca").CertPEM)
 		},
 		want: "✗ caBundle of ValidatingWebhookConfiguration opencode-injector webhook scale.opencode.angryninja.cloud: does not verify the serving certificate",
 	}, {

@@ -1,13 +1,8 @@
 package check
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"path/filepath"
 	"testing"
 	"time"
@@ -39,8 +34,7 @@ const (
 // EndpointSlice controllers would write them: envtest runs no controllers)
 // and one workspace the real webhook injected.
 type cluster struct {
-	ca         *x509.Certificate
-	caKey      *ecdsa.PrivateKey
+	ca         testenv.KeyPair
 	servingTLS map[string][]byte // the Secret's data
 	secretName string
 	pods       []*corev1.Pod
@@ -85,8 +79,8 @@ func install(t *testing.T) *cluster {
 	cl.endpoints, cl.endpointPorts = cl.slice.DeepCopy().Endpoints, cl.slice.DeepCopy().Ports
 	create(t, cl.slice)
 
-	var caPEM []byte
-	cl.ca, cl.caKey, caPEM = newCA(t, "opencode-injector-ca")
+	cl.ca = newCA(t, "opencode-injector-ca")
+	caPEM := cl.ca.CertPEM
 	now := time.Now()
 	crt, key := cl.issue(t, now.Add(-time.Hour), now.Add(90*24*time.Hour), serviceDNSNames)
 	cl.servingTLS = map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key, "ca.crt": caPEM}
@@ -207,49 +201,23 @@ var serviceDNSNames = []string{"opencode-injector.opencode-system.svc", "opencod
 // from notBefore to notAfter.
 func (cl *cluster) issue(t *testing.T, notBefore, notAfter time.Time, dnsNames []string) (crtPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		DNSNames:     dnsNames,
-		NotBefore:    notBefore, NotAfter: notAfter,
+	p := testenv.Sign(t, x509.Certificate{
+		DNSNames:  dnsNames,
+		NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, cl.ca, &key.PublicKey, cl.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	}, &cl.ca)
+	return p.CertPEM, p.KeyPEM
 }
 
 // newCA is a self-signed CA, as deploy/'s root Issuer makes.
-func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+func newCA(t *testing.T, name string) testenv.KeyPair {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+	return testenv.Sign(t, x509.Certificate{
+		Subject:   pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: time.Now().Add(10 * 365 * 24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}, nil)
 }
 
 func create(t *testing.T, obj client.Object) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/angryninja/opencode-injector/test/testenv"
 )
 
 // prometheusBinary is Debian's Prometheus (hack/test-deps.sh installs it).
@@ -65,11 +66,7 @@ func startPrometheus(t *testing.T, target string) string {
 
 // query runs an instant query and returns its result's series count.
 func query(ctx context.Context, base, expr string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?query="+url.QueryEscape(expr), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.Get(ctx, base+"/api/v1/query?query="+url.QueryEscape(expr))
 	if err != nil {
 		return 0, err
 	}

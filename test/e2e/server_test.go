@@ -3,17 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -108,7 +101,7 @@ func TestMutationsAreCounted(t *testing.T) {
 func writeServingCert(t *testing.T, dir, cn string) {
 	t.Helper()
 	// Key first, then certificate, each through a rename.
-	for name, data := range servingCert(t, cn) {
+	for name, data := range testenv.LoopbackServing(t, cn).TLSFiles() {
 		tmp := filepath.Join(dir, "."+name)
 		if err := os.WriteFile(tmp, data, 0o600); err != nil {
 			t.Fatal(err)
@@ -129,7 +122,7 @@ func projectServingCert(t *testing.T, dir, cn string) {
 	if err := os.Mkdir(filepath.Join(dir, version), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range servingCert(t, cn) {
+	for name, data := range testenv.LoopbackServing(t, cn).TLSFiles() {
 		if err := os.WriteFile(filepath.Join(dir, version, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -145,35 +138,6 @@ func projectServingCert(t *testing.T, dir, cn string) {
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// servingCert is a self-signed certificate for 127.0.0.1 and its key, PEM.
-func servingCert(t *testing.T, cn string) map[string][]byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string][]byte{
-		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 	}
 }
 

@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"testing"
 
@@ -29,6 +32,16 @@ func FreePort(t testing.TB) int {
 	_, port, _ := net.SplitHostPort(FreeAddr(t))
 	p, _ := strconv.Atoi(port)
 	return p
+}
+
+// Get sends a GET for url that ctx bounds; the caller closes the
+// response's body.
+func Get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return http.DefaultClient.Do(req)
 }
 
 // AdmissionReview is what the API server sends for a CREATE of d.

@@ -33,6 +33,16 @@ type countingAPIServer struct {
 	tokenReviews, accessReviews atomic.Int64
 }
 
+// wantReviews fails t unless the server has answered tokenReviews
+// TokenReviews and accessReviews SubjectAccessReviews so far; what names
+// the requests that cost them.
+func (s *countingAPIServer) wantReviews(t *testing.T, tokenReviews, accessReviews int64, what string) {
+	t.Helper()
+	if tr, sar := s.tokenReviews.Load(), s.accessReviews.Load(); tr != tokenReviews || sar != accessReviews {
+		t.Errorf("%s cost %d TokenReviews and %d SubjectAccessReviews, want %d and %d", what, tr, sar, tokenReviews, accessReviews)
+	}
+}
+
 // groupScraper is the user "group-scraper" is.
 var groupScraper = authenticationv1.UserInfo{Username: "group-scraper", UID: "u-1", Groups: []string{"metrics-readers"}, Extra: map[string]authenticationv1.ExtraValue{"scope": {"metrics"}}}
 
@@ -154,15 +164,11 @@ func TestMetricsAnswersAreCached(t *testing.T) {
 			}
 		}
 	}
-	if tr, sar := api.tokenReviews.Load(), api.accessReviews.Load(); tr != 3 || sar != 2 {
-		t.Errorf("60 scrapes cost %d TokenReviews and %d SubjectAccessReviews, want 3 and 2", tr, sar)
-	}
+	api.wantReviews(t, 3, 2, "60 scrapes")
 	if got := scrape(h, "/debug", "scraper"); got != http.StatusForbidden {
 		t.Errorf("the scraper's cached answer for /metrics was reused for /debug: %d", got)
 	}
-	if tr, sar := api.tokenReviews.Load(), api.accessReviews.Load(); tr != 4 || sar != 3 {
-		t.Errorf("another path was not reviewed on its own: %d TokenReviews, %d SubjectAccessReviews", tr, sar)
-	}
+	api.wantReviews(t, 4, 3, "another path, reviewed on its own,")
 }
 
 // A flood of distinct bogus tokens costs at most the burst of TokenReviews
@@ -415,9 +421,7 @@ func TestAFailedReviewIsNotAnAnswer(t *testing.T) {
 			}
 		}
 	}
-	if tr, sar := api.tokenReviews.Load(), api.accessReviews.Load(); tr != 4 || sar != 2 {
-		t.Errorf("failed reviews were cached: %d TokenReviews, %d SubjectAccessReviews, want 4 and 2", tr, sar)
-	}
+	api.wantReviews(t, 4, 2, "failed reviews, never cached,")
 }
 
 // The access review asks for the user the token is, whole: a scraper
