@@ -79,6 +79,10 @@ func ParseWorkspace(d *appsv1.Deployment, s Settings) (Workspace, error) {
 		}
 		*n.target = v
 	}
+	if w.Claim == "" {
+		return w, &contract.AnnotationError{Key: contract.AnnotationClaim, Problem: "is missing, and the Deployment has no name yet to name the claim after (it is created with metadata.generateName)",
+			Fix: "set this annotation to the claim's name, or give the Deployment a metadata.name"}
+	}
 	return w, nil
 }
 

@@ -121,6 +121,22 @@ func TestParseWorkspaceDenies(t *testing.T) {
 	}
 }
 
+// TestGeneratedNameNeedsTheClaimAnnotation: a Deployment created with
+// metadata.generateName has no name when the webhook sees it, so the claim
+// cannot be named after it; the denial names the annotation that fixes it.
+func TestGeneratedNameNeedsTheClaimAnnotation(t *testing.T) {
+	d := withAnnotations(map[string]string{contract.AnnotationRepo: "a/b"})
+	d.Name, d.GenerateName = "", "workspace-"
+	_, err := ParseWorkspace(d, testSettings())
+	if err == nil || !strings.Contains(err.Error(), "annotation "+contract.AnnotationClaim+":") || !strings.Contains(err.Error(), "generateName") {
+		t.Fatalf("want an error naming %s and generateName, got %v", contract.AnnotationClaim, err)
+	}
+	d.Annotations[contract.AnnotationClaim] = "my-claim"
+	if w, err := ParseWorkspace(d, testSettings()); err != nil || w.Claim != "my-claim" {
+		t.Errorf("with the claim annotation: claim %q, %v", w.Claim, err)
+	}
+}
+
 func TestNamedContainerMustExist(t *testing.T) {
 	d := injectiontest.ReadDeployment(t, "../test/fixtures/app-template/flux.rendered.yaml")
 	d.Annotations[contract.AnnotationContainer] = "opencode"
