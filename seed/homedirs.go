@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // ensureHomeDir creates dir (HOME or an XDG directory) and its missing
@@ -34,10 +35,17 @@ func firstNonDirectory(dir string) string {
 		}
 	}
 	for _, p := range path {
-		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		// Only an entry seen to be there and seen to lead nowhere, or to a
+		// non-directory, is the user's; any other error (permission denied)
+		// is the caller's to report as a disk error.
+		if _, err := os.Lstat(p); err != nil {
 			return ""
 		}
-		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		fi, err := os.Stat(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ELOOP) && !errors.Is(err, syscall.ENOTDIR) {
+			return ""
+		}
+		if err != nil || !fi.IsDir() {
 			return p
 		}
 	}

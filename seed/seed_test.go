@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -144,6 +145,40 @@ func TestPermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, cmd).want(t, 6, "permission denied", "fsGroup")
+}
+
+// TestHomeOfAnotherUIDIsADiskError: after runAsUser changed without an
+// fsGroup, HOME's 0700 directories belong to the old uid. That is a disk
+// error to fix (exit 6, fsGroup named), not an entry of the user's to
+// leave alone: exit 0 would start OpenCode with a HOME it cannot read.
+func TestHomeOfAnotherUIDIsADiskError(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to seed as one uid and start again as another")
+	}
+	v := newVolume(t)
+	write(t, v.env["OPENCODE_SEED_AUTH_SOURCE"], `{"a":"b"}`)
+	v.seed(t).want(t, 0, "auth.json: seeded")
+	for _, dir := range []string{filepath.Dir(v.root), v.root, v.claim} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The clone is handed over; HOME stays the old uid's.
+	if err := filepath.Walk(filepath.Join(v.claim, "workspace"), func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 65534, 65534)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := seedCmd(v.env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	r := run(t, cmd)
+	r.want(t, 6, "permission denied", "fsGroup")
+	if strings.Contains(r.stdout+r.stderr, "is not a directory") {
+		t.Errorf("a directory it may not read is reported as the user's non-directory:\n%s%s", r.stdout, r.stderr)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
