@@ -54,8 +54,12 @@ func TestSeedFallsBackOnTheCompiledInRoots(t *testing.T) {
 	if out := seed(imageTrustStore()); !strings.Contains(out, candidate) {
 		t.Errorf("without system roots the seed did not verify against the compiled-in roots (want %q):\n%s", candidate, out)
 	}
+	// A system bundle holding only httptest's own certificate, which has
+	// signed nothing the server presents.
+	unrelated := httptest.NewTLSServer(http.NotFoundHandler())
+	unrelated.Close()
 	other := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(other, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: selfSigned(t).Raw}), 0o644); err != nil {
+	if err := os.WriteFile(other, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: unrelated.Certificate().Raw}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := imageTrustStore()
@@ -92,24 +96,4 @@ func forgedLeaf(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// selfSigned is a CA that has signed nothing the server presents.
-func selfSigned(t *testing.T) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"}, IsCA: true, BasicConstraintsValid: true,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
