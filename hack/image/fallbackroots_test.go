@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/x509roots/fallback/bundle"
-
-	"github.com/angryninja/opencode-injector/contract"
 )
 
 // forgedRootName is the compiled-in root the test's server claims to be
@@ -37,7 +35,7 @@ const forgedRootName = "USERTrust ECC Certification Authority"
 // fallback roots. With a system bundle (SSL_CERT_FILE) that bundle is used
 // and the compiled-in root is never a candidate.
 func TestSeedFallsBackOnTheCompiledInRoots(t *testing.T) {
-	bin := hostBinary(t, contract.SeedBinaryPath)
+	bin := hostBinary(t)
 	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{forgedLeaf(t)}}
 	srv.StartTLS()

@@ -68,6 +68,14 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
+	// x509roots/fallback parses Mozilla's roots at init in every process
+	// that links it (serve, check, inject): only the seed needs them, and
+	// registers them from the bundle package at its own start.
+	for path, p := range pkgs {
+		if slices.Contains(p.Deps, "golang.org/x/crypto/x509roots/fallback") {
+			t.Errorf("%s depends on golang.org/x/crypto/x509roots/fallback, which registers the roots at init; use its bundle package from the seed", path)
+		}
+	}
 	// The process wiring sits on top: only the command, hack/ and the
 	// tests build on it.
 	app := module + "/cmd/opencode-injector/app"
