@@ -18,7 +18,8 @@ type Mutation struct {
 	Deployment *appsv1.Deployment
 	// Stored is the stored object on an UPDATE as decoded, else nil.
 	Stored *appsv1.Deployment
-	// Mutated is Mutate's output; nil when Denied.
+	// Mutated is Mutate's output; nil when Denied. It shares with
+	// Deployment and Stored what the injection left as it is: read only.
 	Mutated  *appsv1.Deployment
 	Warnings []string
 	// Denied is why the Deployment is refused (ErrNoSeedImage when no seed

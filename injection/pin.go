@@ -100,15 +100,15 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 	}
 	pinned := rec.UserDigest
 	if pinned == "" {
-		user := src.DeepCopy()
+		user := mutableCopy(src)
 		strip(user, rec, true)
 		pinned = userDigest(user)
 	}
 	if pinned != digest || !hostsStillAllowed(rec.Hosts, s.AllowedGitHosts) {
 		return false, ""
 	}
-	d.Spec.Template = *src.Spec.Template.DeepCopy()
-	d.Spec.Strategy = *src.Spec.Strategy.DeepCopy()
+	d.Spec.Template = mutableTemplate(&src.Spec.Template)
+	d.Spec.Strategy = src.Spec.Strategy // a value, replaced whole and never edited
 	if d.Annotations == nil {
 		d.Annotations = map[string]string{}
 	}
