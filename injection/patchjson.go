@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // EncodePatch is the JSON of a patch, written once into one buffer: the
@@ -30,7 +32,7 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 		}
 		if op.Operation != "remove" {
 			buf.WriteString(`,"value":`)
-			if err := enc.Encode(op.Value); err != nil {
+			if err := writeValue(&buf, enc, op.Value); err != nil {
 				return nil, fmt.Errorf("encode the patch's value at %s: %w", op.Path, err)
 			}
 		}
@@ -40,18 +42,103 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeString writes s as a JSON string: as it is when it is printable
-// ASCII without a quote or backslash (the operations, and the paths of the
-// fields we patch), else through enc, which escapes as encoding/json does
-// (and replaces invalid UTF-8).
+// writeString writes s as a JSON string, exactly as encoding/json does:
+// as it is when it is printable ASCII that needs no escape (the
+// operations, the paths of the fields we patch, most values), else through
+// enc, which escapes (HTML characters included) and replaces invalid
+// UTF-8; without the newline enc ends its value with.
 func writeString(buf *bytes.Buffer, enc *json.Encoder, s string) error {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return enc.Encode(s)
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			if err := enc.Encode(s); err != nil {
+				return err
+			}
+			buf.Truncate(buf.Len() - 1)
+			return nil
 		}
 	}
 	buf.WriteByte('"')
 	buf.WriteString(s)
 	buf.WriteByte('"')
+	return nil
+}
+
+// writeValue writes v as encoding/json does. The values a patch holds
+// most (strings, the env entries the injection adds: a value or a Secret
+// key, resource lists) are written directly, without reflection; anything
+// else goes through enc.
+func writeValue(buf *bytes.Buffer, enc *json.Encoder, v any) error {
+	switch v := v.(type) {
+	case string:
+		return writeString(buf, enc, v)
+	case *corev1.EnvVar:
+		if f := v.ValueFrom; f == nil || f.SecretKeyRef != nil && *f == (corev1.EnvVarSource{SecretKeyRef: f.SecretKeyRef}) {
+			return writeEnvVar(buf, enc, v)
+		}
+	case corev1.ResourceList:
+		return writeResourceList(buf, enc, v)
+	}
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	buf.Truncate(buf.Len() - 1) // enc's newline
+	return nil
+}
+
+// writeEnvVar writes an env entry of a value or of a Secret key (nothing
+// else in its valueFrom).
+func writeEnvVar(buf *bytes.Buffer, enc *json.Encoder, e *corev1.EnvVar) error {
+	buf.WriteString(`{"name":`)
+	if err := writeString(buf, enc, e.Name); err != nil {
+		return err
+	}
+	if e.Value != "" {
+		buf.WriteString(`,"value":`)
+		if err := writeString(buf, enc, e.Value); err != nil {
+			return err
+		}
+	}
+	if e.ValueFrom != nil {
+		ref := e.ValueFrom.SecretKeyRef
+		buf.WriteString(`,"valueFrom":{"secretKeyRef":{`)
+		if ref.Name != "" {
+			buf.WriteString(`"name":`)
+			if err := writeString(buf, enc, ref.Name); err != nil {
+				return err
+			}
+			buf.WriteByte(',')
+		}
+		buf.WriteString(`"key":`)
+		if err := writeString(buf, enc, ref.Key); err != nil {
+			return err
+		}
+		if ref.Optional != nil {
+			buf.WriteString(`,"optional":` + strconv.FormatBool(*ref.Optional))
+		}
+		buf.WriteString(`}}`)
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+// writeResourceList writes a resource list in key order, each quantity in
+// its canonical form (Quantity.MarshalJSON's).
+func writeResourceList(buf *bytes.Buffer, enc *json.Encoder, rl corev1.ResourceList) error {
+	if rl == nil {
+		buf.WriteString("null")
+		return nil
+	}
+	buf.WriteByte('{')
+	for i, name := range sortedKeys(rl) {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := writeString(buf, enc, name); err != nil {
+			return err
+		}
+		q := rl[corev1.ResourceName(name)]
+		buf.WriteString(`:"` + q.String() + `"`)
+	}
+	buf.WriteByte('}')
 	return nil
 }

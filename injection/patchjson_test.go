@@ -1,11 +1,15 @@
 package injection
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
 
 	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 
 	"github.com/angryninja/opencode-injector/injection/injectiontest"
 )
@@ -45,6 +49,43 @@ func TestEncodePatchMatchesMarshal(t *testing.T) {
 		}
 		if !reflect.DeepEqual(w, g) || !json.Valid(got) {
 			t.Errorf("%s: EncodePatch wrote\n%s\nthe operations marshal to\n%s", name, got, want)
+		}
+	}
+}
+
+// writeValue writes exactly encoding/json's bytes for the values it
+// writes itself (strings, env entries of a value or a Secret key, resource
+// lists), escapes included, and hands every other shape to encoding/json.
+func TestWriteValueMatchesMarshal(t *testing.T) {
+	odd := []string{"", "plain", `a"b`, `a\b`, "a<b>&c", "a\u00e9b", "a\nb", "a\u2028b", "\xff", "!f() { test \"$1\" = get && echo; }; f"}
+	var values []any
+	for _, s := range odd {
+		values = append(values, s,
+			&corev1.EnvVar{Name: s, Value: s},
+			&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s}, Key: s}}},
+		)
+	}
+	for _, optional := range []*bool{nil, ptr.To(true), ptr.To(false)} {
+		values = append(values, &corev1.EnvVar{Name: "N", Value: "v", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k", Optional: optional}}})
+	}
+	values = append(values,
+		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "k"}}},
+		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}, FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{}},
+		corev1.ResourceList(nil), corev1.ResourceList{},
+		corev1.ResourceList{"memory": resource.MustParse("1Gi"), "cpu": resource.MustParse("100m"), "b<&>": resource.MustParse("1.5"), "a": resource.MustParse("1e3"), "z": resource.MustParse("0.1Gi")},
+	)
+	for _, v := range values {
+		var buf bytes.Buffer
+		if err := writeValue(&buf, json.NewEncoder(&buf), v); err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.TrimSpace(buf.Bytes()); !bytes.Equal(got, want) {
+			t.Errorf("%#v: writeValue wrote %s, encoding/json %s", v, got, want)
 		}
 	}
 }
