@@ -19,7 +19,8 @@ const (
 // ("limits.memory") with the value written, nil when none.
 func fillResources(r *corev1.ResourceRequirements, s Settings) map[string]resource.Quantity {
 	filled := map[string]resource.Quantity{}
-	for _, name := range sortedNames(s.DefaultRequests) {
+	derived := derive(s)
+	for _, name := range derived.requestNames {
 		if _, set := r.Requests[name]; set {
 			continue
 		}
@@ -33,7 +34,7 @@ func fillResources(r *corev1.ResourceRequirements, s Settings) map[string]resour
 		r.Requests[name] = q
 		filled[requestsField+string(name)] = q
 	}
-	for _, name := range sortedNames(s.DefaultLimits) {
+	for _, name := range derived.limitNames {
 		if _, set := r.Limits[name]; set {
 			continue
 		}
