@@ -2,7 +2,6 @@ package injection
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -15,31 +14,31 @@ import (
 // themselves (as admission.Response.Complete does) encodes each value twice
 // (Operation.MarshalJSON, then the list) through reflection.
 func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := getJSONBuffer()
+	defer buf.release()
 	buf.WriteByte('[')
 	for i, op := range ops {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
 		buf.WriteString(`{"op":`)
-		if err := writeString(&buf, enc, op.Operation); err != nil {
+		if err := writeString(buf, op.Operation); err != nil {
 			return nil, fmt.Errorf("encode the patch's operation %d: %w", i, err)
 		}
 		buf.WriteString(`,"path":`)
-		if err := writeString(&buf, enc, op.Path); err != nil {
+		if err := writeString(buf, op.Path); err != nil {
 			return nil, fmt.Errorf("encode the patch's path %s: %w", op.Path, err)
 		}
 		if op.Operation != "remove" {
 			buf.WriteString(`,"value":`)
-			if err := writeValue(&buf, enc, op.Value); err != nil {
+			if err := writeValue(buf, op.Value); err != nil {
 				return nil, fmt.Errorf("encode the patch's value at %s: %w", op.Path, err)
 			}
 		}
 		buf.WriteByte('}')
 	}
 	buf.WriteByte(']')
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 // writeString writes s as a JSON string, exactly as encoding/json does:
@@ -47,14 +46,10 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 // operations, the paths of the fields we patch, most values), else through
 // enc, which escapes (HTML characters included) and replaces invalid
 // UTF-8; without the newline enc ends its value with.
-func writeString(buf *bytes.Buffer, enc *json.Encoder, s string) error {
+func writeString(buf *jsonBuffer, s string) error {
 	for i := range len(s) {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			if err := enc.Encode(s); err != nil {
-				return err
-			}
-			buf.Truncate(buf.Len() - 1)
-			return nil
+			return buf.encode(s)
 		}
 	}
 	buf.WriteByte('"')
@@ -67,34 +62,30 @@ func writeString(buf *bytes.Buffer, enc *json.Encoder, s string) error {
 // most (strings, the env entries the injection adds: a value or a Secret
 // key, resource lists) are written directly, without reflection; anything
 // else goes through enc.
-func writeValue(buf *bytes.Buffer, enc *json.Encoder, v any) error {
+func writeValue(buf *jsonBuffer, v any) error {
 	switch v := v.(type) {
 	case string:
-		return writeString(buf, enc, v)
+		return writeString(buf, v)
 	case *corev1.EnvVar:
 		if f := v.ValueFrom; f == nil || f.SecretKeyRef != nil && *f == (corev1.EnvVarSource{SecretKeyRef: f.SecretKeyRef}) {
-			return writeEnvVar(buf, enc, v)
+			return writeEnvVar(buf, v)
 		}
 	case corev1.ResourceList:
-		return writeResourceList(buf, enc, v)
+		return writeResourceList(buf, v)
 	}
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	buf.Truncate(buf.Len() - 1) // enc's newline
-	return nil
+	return buf.encode(v)
 }
 
 // writeEnvVar writes an env entry of a value or of a Secret key (nothing
 // else in its valueFrom).
-func writeEnvVar(buf *bytes.Buffer, enc *json.Encoder, e *corev1.EnvVar) error {
+func writeEnvVar(buf *jsonBuffer, e *corev1.EnvVar) error {
 	buf.WriteString(`{"name":`)
-	if err := writeString(buf, enc, e.Name); err != nil {
+	if err := writeString(buf, e.Name); err != nil {
 		return err
 	}
 	if e.Value != "" {
 		buf.WriteString(`,"value":`)
-		if err := writeString(buf, enc, e.Value); err != nil {
+		if err := writeString(buf, e.Value); err != nil {
 			return err
 		}
 	}
@@ -103,13 +94,13 @@ func writeEnvVar(buf *bytes.Buffer, enc *json.Encoder, e *corev1.EnvVar) error {
 		buf.WriteString(`,"valueFrom":{"secretKeyRef":{`)
 		if ref.Name != "" {
 			buf.WriteString(`"name":`)
-			if err := writeString(buf, enc, ref.Name); err != nil {
+			if err := writeString(buf, ref.Name); err != nil {
 				return err
 			}
 			buf.WriteByte(',')
 		}
 		buf.WriteString(`"key":`)
-		if err := writeString(buf, enc, ref.Key); err != nil {
+		if err := writeString(buf, ref.Key); err != nil {
 			return err
 		}
 		if ref.Optional != nil {
@@ -123,7 +114,7 @@ func writeEnvVar(buf *bytes.Buffer, enc *json.Encoder, e *corev1.EnvVar) error {
 
 // writeResourceList writes a resource list in key order, each quantity in
 // its canonical form (Quantity.MarshalJSON's).
-func writeResourceList(buf *bytes.Buffer, enc *json.Encoder, rl corev1.ResourceList) error {
+func writeResourceList(buf *jsonBuffer, rl corev1.ResourceList) error {
 	if rl == nil {
 		buf.WriteString("null")
 		return nil
@@ -133,7 +124,7 @@ func writeResourceList(buf *bytes.Buffer, enc *json.Encoder, rl corev1.ResourceL
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		if err := writeString(buf, enc, name); err != nil {
+		if err := writeString(buf, name); err != nil {
 			return err
 		}
 		q := rl[corev1.ResourceName(name)]

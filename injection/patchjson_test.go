@@ -76,16 +76,17 @@ func TestWriteValueMatchesMarshal(t *testing.T) {
 		corev1.ResourceList{"memory": resource.MustParse("1Gi"), "cpu": resource.MustParse("100m"), "b<&>": resource.MustParse("1.5"), "a": resource.MustParse("1e3"), "z": resource.MustParse("0.1Gi")},
 	)
 	for _, v := range values {
-		var buf bytes.Buffer
-		if err := writeValue(&buf, json.NewEncoder(&buf), v); err != nil {
+		buf := getJSONBuffer()
+		if err := writeValue(buf, v); err != nil {
 			t.Fatal(err)
 		}
 		want, err := json.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := bytes.TrimSpace(buf.Bytes()); !bytes.Equal(got, want) {
+		if got := buf.Bytes(); !bytes.Equal(got, want) {
 			t.Errorf("%#v: writeValue wrote %s, encoding/json %s", v, got, want)
 		}
+		buf.release()
 	}
 }

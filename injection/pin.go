@@ -3,7 +3,6 @@ package injection
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -50,11 +49,12 @@ func userDigest(d *appsv1.Deployment) string {
 			part.Annotations[k] = v
 		}
 	}
-	b, err := json.Marshal(part)
-	if err != nil {
+	buf := getJSONBuffer()
+	defer buf.release()
+	if err := buf.encode(part); err != nil {
 		panic(fmt.Sprintf("encode the user's part: %v", err)) // only API types: cannot fail
 	}
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(buf.Bytes())
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
