@@ -53,9 +53,10 @@ func isObject(raw []byte) bool {
 }
 
 // rawTree finds the request's bytes of several fields, given by their
-// paths of keys, reading each object on the way once: at every level,
-// keys[i] is either a field (fields[i], its index in the answer, -1 for
-// none) or the way to deeper ones (children[i]), or both.
+// paths of keys, in one pass over the request: at every level, keys[i] is
+// either a field (fields[i], its index in the answer, -1 for none) or the
+// way to deeper ones (children[i]), or both; the objects on the way are
+// read as they are met instead of skipped and read again.
 type rawTree struct {
 	keys     []string
 	fields   []int
@@ -89,21 +90,59 @@ func newRawTree(paths [][]string) *rawTree {
 // find sets found[i] to the bytes of the i-th path in the JSON object raw,
 // nil when absent.
 func (t *rawTree) find(raw []byte, found []json.RawMessage) {
-	var buf [8]json.RawMessage
-	values := buf[:0]
-	if len(t.keys) > len(buf) {
-		values = make([]json.RawMessage, 0, len(t.keys))
+	t.clear(found)
+	if i := skipSpace(raw, 0); i < len(raw) {
+		t.scan(raw, i, found)
 	}
-	values = values[:len(t.keys)]
-	rawFields(raw, t.keys, values)
-	for i, v := range values {
-		if f := t.fields[i]; f >= 0 {
-			found[f] = v
+}
+
+// clear forgets what t's fields and their descendants were found at.
+func (t *rawTree) clear(found []json.RawMessage) {
+	for i, f := range t.fields {
+		if f >= 0 {
+			found[f] = nil
 		}
 		if c := t.children[i]; c != nil {
-			c.find(v, found)
+			c.clear(found)
 		}
 	}
+}
+
+// scan reads the value at raw[i], an object whose keys t looks for (any
+// other value is skipped), and returns the index past it. A key met twice
+// counts with its last value, as decoding keeps it.
+func (t *rawTree) scan(raw []byte, i int, found []json.RawMessage) int {
+	if raw[i] != '{' {
+		return skipValue(raw, i)
+	}
+	for i = skipSpace(raw, i+1); i < len(raw) && raw[i] == '"'; {
+		end := skipString(raw, i)
+		k := raw[i:end]
+		i = skipSpace(raw, skipSpace(raw, end)+1) // past the colon
+		next := -1
+		for n, key := range t.keys {
+			if !keyIs(k, key) {
+				continue
+			}
+			if c := t.children[n]; c != nil {
+				c.clear(found) // an earlier value of the same key no longer counts
+				next = c.scan(raw, i, found)
+			} else {
+				next = skipValue(raw, i)
+			}
+			if f := t.fields[n]; f >= 0 {
+				found[f] = raw[i:next]
+			}
+			break
+		}
+		if next < 0 {
+			next = skipValue(raw, i)
+		}
+		if i = skipSpace(raw, next); i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return min(i+1, len(raw)) // past the closing brace
 }
 
 // rawItems are the bytes of each item of the JSON array raw (want: the

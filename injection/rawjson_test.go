@@ -73,11 +73,29 @@ func TestRawScanFindsWhatDecodingFinds(t *testing.T) {
 }
 
 // injectedRaw finds each injected field's bytes where decoding level by
-// level finds them, absent fields included.
+// level finds them, absent fields included: in the golden cases (compact
+// and indented) and in corners: a key met twice (the last counts whole),
+// a level that is not an object, escaped keys, brackets in strings.
 func TestInjectedRawFindsWhatDecodingFinds(t *testing.T) {
-	for name, in := range injectiontest.GoldenCases(t) {
-		raw := injectiontest.MustJSON(t, in)
+	docs := [][]byte{
+		[]byte(`{"spec":{"template":{"spec":{"volumes":[1]}}},"spec":{"strategy":{"type":"Recreate"}}}`),
+		[]byte(`{"spec":{"template":{"spec":{"volumes":[1]}},"template":null},"metadata":{"annotations":{"a":"}"}},"metadata":{"annotations":{"b":"]"}}}`),
+		[]byte(` { "metadata" : [ {"annotations":{}} ] , "spec" : { "te\u006dplate" : { "spec" : { "containers" : [ {"name":"a\"]}"} ] , "securityContext" : {} } } } } `),
+		[]byte(`{"spec":"template","x":{"spec":{"template":{}}}}`), []byte(`[]`), []byte(`{}`),
+	}
+	for _, in := range injectiontest.GoldenCases(t) {
+		compact := injectiontest.MustJSON(t, in)
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, compact, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, compact, indented.Bytes())
+	}
+	for _, raw := range docs {
 		found := make([]json.RawMessage, len(injectedFields))
+		for i := range found {
+			found[i] = json.RawMessage("stale") // find must clear what it does not find
+		}
 		injectedRaw.find(raw, found)
 		for i, f := range injectedFields {
 			want := json.RawMessage(raw)
@@ -90,7 +108,7 @@ func TestInjectedRawFindsWhatDecodingFinds(t *testing.T) {
 				want = fields[k]
 			}
 			if !bytes.Equal(found[i], want) {
-				t.Errorf("%s: %s is %s, decoding finds %s", name, f.path, found[i], want)
+				t.Errorf("%s: %s is %s, decoding finds %s", raw, f.path, found[i], want)
 			}
 		}
 	}
