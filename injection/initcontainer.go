@@ -82,13 +82,14 @@ func seedMemoryEnv() corev1.EnvVar {
 // container's user, so that what it creates on the claim is that user's.
 func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *record) corev1.Container {
 	derived := derive(s)
-	env := []corev1.EnvVar{
-		{Name: contract.EnvSeedRepo, Value: ws.Repo.URL},
-		{Name: contract.EnvSeedWorkspace, Value: ws.ClonePath()},
-		{Name: contract.EnvSeedAuthSource, Value: contract.AuthSourcePath},
-		{Name: contract.EnvSeedAuthTarget, Value: contract.AuthTargetPath},
-		{Name: contract.EnvSeedAllowedHosts, Value: derived.seedHosts},
-	}
+	env := make([]corev1.EnvVar, 0, 8+len(homeEnv)+2) // every entry below, in one list
+	env = append(env,
+		corev1.EnvVar{Name: contract.EnvSeedRepo, Value: ws.Repo.URL},
+		corev1.EnvVar{Name: contract.EnvSeedWorkspace, Value: ws.ClonePath()},
+		corev1.EnvVar{Name: contract.EnvSeedAuthSource, Value: contract.AuthSourcePath},
+		corev1.EnvVar{Name: contract.EnvSeedAuthTarget, Value: contract.AuthTargetPath},
+		corev1.EnvVar{Name: contract.EnvSeedAllowedHosts, Value: derived.seedHosts},
+	)
 	if ws.Branch != "" {
 		env = append(env, corev1.EnvVar{Name: contract.EnvSeedBranch, Value: ws.Branch})
 	}

@@ -22,13 +22,9 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 			buf.WriteByte(',')
 		}
 		buf.WriteString(`{"op":`)
-		if err := writeString(buf, op.Operation); err != nil {
-			return nil, fmt.Errorf("encode the patch's operation %d: %w", i, err)
-		}
+		writeString(buf, op.Operation)
 		buf.WriteString(`,"path":`)
-		if err := writeString(buf, op.Path); err != nil {
-			return nil, fmt.Errorf("encode the patch's path %s: %w", op.Path, err)
-		}
+		writeString(buf, op.Path)
 		if op.Operation != "remove" {
 			buf.WriteString(`,"value":`)
 			if err := writeValue(buf, op.Value); err != nil {
@@ -44,92 +40,98 @@ func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 // writeString writes s as a JSON string, exactly as encoding/json does:
 // as it is when it is printable ASCII that needs no escape (the
 // operations, the paths of the fields we patch, most values), else through
-// enc, which escapes (HTML characters included) and replaces invalid
-// UTF-8; without the newline enc ends its value with.
-func writeString(buf *jsonBuffer, s string) error {
+// the buffer's encoder, which escapes (HTML characters included) and
+// replaces invalid UTF-8.
+func writeString(buf *jsonBuffer, s string) {
 	for i := range len(s) {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return buf.encode(s)
+			_ = buf.encode(s) // a string always encodes
+			return
 		}
 	}
 	buf.WriteByte('"')
 	buf.WriteString(s)
 	buf.WriteByte('"')
-	return nil
 }
 
 // writeValue writes v as encoding/json does. The values a patch holds
-// most (strings, the env entries the injection adds: a value or a Secret
-// key, resource lists) are written directly, without reflection; anything
-// else goes through enc.
+// most (strings, the env entries and plain containers the injection adds,
+// resource lists) are written directly, without reflection; anything else
+// goes through the buffer's encoder.
 func writeValue(buf *jsonBuffer, v any) error {
 	switch v := v.(type) {
 	case string:
-		return writeString(buf, v)
+		writeString(buf, v)
+		return nil
 	case *corev1.EnvVar:
-		if f := v.ValueFrom; f == nil || f.SecretKeyRef != nil && *f == (corev1.EnvVarSource{SecretKeyRef: f.SecretKeyRef}) {
-			return writeEnvVar(buf, v)
+		if plainEnvVar(v) {
+			writeEnvVar(buf, v)
+			return nil
 		}
 	case corev1.ResourceList:
-		return writeResourceList(buf, v)
+		writeResourceList(buf, v)
+		return nil
+	case []corev1.Container:
+		return writeContainers(buf, v)
+	case *corev1.Container:
+		return writeContainer(buf, v)
 	}
 	return buf.encode(v)
 }
 
-// writeEnvVar writes an env entry of a value or of a Secret key (nothing
-// else in its valueFrom).
-func writeEnvVar(buf *jsonBuffer, e *corev1.EnvVar) error {
+// plainEnvVar tells whether writeEnvVar writes e: a value, or a valueFrom
+// of only a Secret key or only a resource field.
+func plainEnvVar(e *corev1.EnvVar) bool {
+	f := e.ValueFrom
+	return f == nil || f.SecretKeyRef != nil && *f == (corev1.EnvVarSource{SecretKeyRef: f.SecretKeyRef}) ||
+		f.ResourceFieldRef != nil && *f == (corev1.EnvVarSource{ResourceFieldRef: f.ResourceFieldRef})
+}
+
+// writeEnvVar writes an env entry plainEnvVar accepts.
+func writeEnvVar(buf *jsonBuffer, e *corev1.EnvVar) {
 	buf.WriteString(`{"name":`)
-	if err := writeString(buf, e.Name); err != nil {
-		return err
-	}
-	if e.Value != "" {
-		buf.WriteString(`,"value":`)
-		if err := writeString(buf, e.Value); err != nil {
-			return err
-		}
-	}
-	if e.ValueFrom != nil {
-		ref := e.ValueFrom.SecretKeyRef
-		buf.WriteString(`,"valueFrom":{"secretKeyRef":{`)
-		if ref.Name != "" {
-			buf.WriteString(`"name":`)
-			if err := writeString(buf, ref.Name); err != nil {
-				return err
+	writeString(buf, e.Name)
+	writeStringField(buf, "value", e.Value)
+	if f := e.ValueFrom; f != nil {
+		buf.WriteString(`,"valueFrom":{`)
+		if ref := f.SecretKeyRef; ref != nil {
+			buf.WriteString(`"secretKeyRef":{`)
+			if ref.Name != "" {
+				buf.WriteString(`"name":`)
+				writeString(buf, ref.Name)
+				buf.WriteByte(',')
 			}
-			buf.WriteByte(',')
+			buf.WriteString(`"key":`)
+			writeString(buf, ref.Key)
+			if ref.Optional != nil {
+				buf.WriteString(`,"optional":` + strconv.FormatBool(*ref.Optional))
+			}
+			buf.WriteByte('}')
+		} else {
+			buf.WriteString(`"resourceFieldRef":`)
+			writeResourceFieldRef(buf, f.ResourceFieldRef)
 		}
-		buf.WriteString(`"key":`)
-		if err := writeString(buf, ref.Key); err != nil {
-			return err
-		}
-		if ref.Optional != nil {
-			buf.WriteString(`,"optional":` + strconv.FormatBool(*ref.Optional))
-		}
-		buf.WriteString(`}}`)
+		buf.WriteByte('}')
 	}
 	buf.WriteByte('}')
-	return nil
 }
 
 // writeResourceList writes a resource list in key order, each quantity in
 // its canonical form (Quantity.MarshalJSON's).
-func writeResourceList(buf *jsonBuffer, rl corev1.ResourceList) error {
+func writeResourceList(buf *jsonBuffer, rl corev1.ResourceList) {
 	if rl == nil {
 		buf.WriteString("null")
-		return nil
+		return
 	}
 	buf.WriteByte('{')
 	for i, name := range sortedKeys(rl) {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		if err := writeString(buf, name); err != nil {
-			return err
-		}
+		writeString(buf, name)
+		buf.WriteByte(':')
 		q := rl[corev1.ResourceName(name)]
-		buf.WriteString(`:"` + q.String() + `"`)
+		writeString(buf, q.String())
 	}
 	buf.WriteByte('}')
-	return nil
 }
