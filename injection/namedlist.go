@@ -79,14 +79,21 @@ func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, be
 	if !ok || !isObject(raw) {
 		return false, nil
 	}
-	var changed []int
-	var keys []string
+	// On the stack for the few fields an injection changes in one struct.
+	var changedBuf [8]int
+	var keysBuf [8]string
+	var valuesBuf [8]json.RawMessage
+	changed, keys := changedBuf[:0], keysBuf[:0]
 	for i, name := range names {
 		if name != "" && !reflect.DeepEqual(bv.Field(i).Addr().Interface(), av.Field(i).Addr().Interface()) {
 			changed, keys = append(changed, i), append(keys, name)
 		}
 	}
-	values := make([]json.RawMessage, len(keys))
+	values := valuesBuf[:0]
+	if len(keys) > len(valuesBuf) {
+		values = make([]json.RawMessage, 0, len(keys))
+	}
+	values = values[:len(keys)]
 	rawFields(raw, keys, values) // one pass over the object for every changed field
 	for n, i := range changed {
 		bf, af := bv.Field(i).Addr(), av.Field(i).Addr()

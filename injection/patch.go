@@ -58,6 +58,7 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 		if found == nil {
 			found = make([]json.RawMessage, len(injectedFields))
 			injectedRaw.find(raw, found)
+			ops = make([]jsonpatch.Operation, 0, 32) // a CREATE writes about 20
 		}
 		if err := patchValue(&ops, f.path, found[i], before, after); err != nil {
 			return nil, err

@@ -18,8 +18,8 @@ const (
 // limit, a filled limit raised to the request. It returns each filled field
 // ("limits.memory") with the value written, nil when none.
 func fillResources(r *corev1.ResourceRequirements, s Settings) map[string]resource.Quantity {
-	filled := map[string]resource.Quantity{}
 	derived := derive(s)
+	filled := make(map[string]resource.Quantity, len(derived.requestNames)+len(derived.limitNames))
 	for _, name := range derived.requestNames {
 		if _, set := r.Requests[name]; set {
 			continue
