@@ -19,14 +19,7 @@ func TestRawScanFindsWhatDecodingFinds(t *testing.T) {
 		[]byte(`{"k\\\\":"v\\\"\\\\","k2":"\\\\","k\\\\\\\"3":["\\\"]"]}`),
 		[]byte(` [ ] `), []byte(`{ }`), []byte(`"not an object"`), []byte(`12`),
 	}
-	for _, in := range injectiontest.GoldenCases(t) {
-		compact := injectiontest.MustJSON(t, in)
-		var indented bytes.Buffer
-		if err := json.Indent(&indented, compact, "", "  "); err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, compact, indented.Bytes())
-	}
+	docs = append(docs, goldenJSON(t)...)
 	var check func(raw json.RawMessage)
 	check = func(raw json.RawMessage) {
 		var fields map[string]json.RawMessage
@@ -83,14 +76,7 @@ func TestInjectedRawFindsWhatDecodingFinds(t *testing.T) {
 		[]byte(` { "metadata" : [ {"annotations":{}} ] , "spec" : { "te\u006dplate" : { "spec" : { "containers" : [ {"name":"a\"]}"} ] , "securityContext" : {} } } } } `),
 		[]byte(`{"spec":"template","x":{"spec":{"template":{}}}}`), []byte(`[]`), []byte(`{}`),
 	}
-	for _, in := range injectiontest.GoldenCases(t) {
-		compact := injectiontest.MustJSON(t, in)
-		var indented bytes.Buffer
-		if err := json.Indent(&indented, compact, "", "  "); err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, compact, indented.Bytes())
-	}
+	docs = append(docs, goldenJSON(t)...)
 	for _, raw := range docs {
 		found := make([]json.RawMessage, len(injectedFields))
 		for i := range found {
@@ -112,4 +98,18 @@ func TestInjectedRawFindsWhatDecodingFinds(t *testing.T) {
 			}
 		}
 	}
+}
+
+// goldenJSON is every golden case's JSON, compact and indented.
+func goldenJSON(t *testing.T) [][]byte {
+	var docs [][]byte
+	for _, in := range injectiontest.GoldenCases(t) {
+		compact := injectiontest.MustJSON(t, in)
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, compact, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, compact, indented.Bytes())
+	}
+	return docs
 }
