@@ -1,6 +1,9 @@
 package injection
 
 import (
+	"bytes"
+	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -67,4 +70,55 @@ func mutateToYAML(t *testing.T, in *appsv1.Deployment, s Settings) string {
 	t.Helper()
 	out, warnings, err := Mutate(in, nil, s)
 	return string(render(t, out, warnings, err))
+}
+
+// Concurrent reviews share the derived values and the pooled buffers:
+// reviews of every golden case under two settings, run from several
+// goroutines at once, answer the bytes each answers alone (`go test -race`
+// also checks that nothing shared is written).
+func TestConcurrentReviewsAgree(t *testing.T) {
+	other := testSettings()
+	other.AllowedGitHosts = []string{"github.com", "git.example.com"}
+	type review struct {
+		raw  []byte
+		s    Settings
+		want []byte
+	}
+	var reviews []review
+	for _, in := range injectiontest.GoldenCases(t) {
+		for _, s := range []Settings{testSettings(), other} {
+			r := review{raw: injectiontest.MustJSON(t, in), s: s}
+			r.want = encodedReview(t, r.raw, s)
+			reviews = append(reviews, r)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 * len(reviews) {
+				r := reviews[(i+g)%len(reviews)]
+				if got := encodedReview(t, r.raw, r.s); !bytes.Equal(got, r.want) {
+					t.Errorf("a concurrent review answered\n%s\nalone it answers\n%s", got, r.want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// encodedReview is MutateJSON's patch and warnings for raw, encoded.
+func encodedReview(t *testing.T, raw []byte, s Settings) []byte {
+	m, err := MutateJSON(raw, nil, s)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	patch, err := EncodePatch(m.Patch)
+	if err != nil {
+		t.Error(err)
+	}
+	return append(patch, strings.Join(m.Warnings, "\n")...)
 }
