@@ -58,14 +58,15 @@ func secretEnv(name, secret, key string, optional bool) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}}
 }
 
-// homeEnv is HOME and the XDG directories on the claim.
-func homeEnv() []corev1.EnvVar {
+// homeEnv is HOME and the XDG directories on the claim (values: each
+// review appends copies).
+var homeEnv = func() []corev1.EnvVar {
 	env := make([]corev1.EnvVar, len(contract.XDGDirs))
 	for i, x := range contract.XDGDirs {
 		env[i] = corev1.EnvVar{Name: x.Name, Value: x.Path}
 	}
 	return env
-}
+}()
 
 // tokenEnv is the optional GitHub token; without the key git and the seed
 // work anonymously.
@@ -77,28 +78,23 @@ func tokenEnv(secret string) corev1.EnvVar {
 // so no token is ever written to disk.
 const credentialHelper = `!f() { test "$1" = get && echo username=` + contract.TokenUser + ` && echo "password=$` + contract.EnvToken + `"; }; f`
 
-// gitConfigEnv scopes the credential helper to each allowed host and marks
-// the clone safe, through git's GIT_CONFIG_COUNT environment.
-func gitConfigEnv(clone string, hosts []string) []corev1.EnvVar {
-	var pairs [][2]string
-	for _, h := range hosts {
-		pairs = append(pairs, [2]string{"credential.https://" + h + ".helper", credentialHelper})
-	}
-	pairs = append(pairs, [2]string{"safe.directory", clone})
-	env := []corev1.EnvVar{{Name: contract.EnvGitConfigCount, Value: strconv.Itoa(len(pairs))}}
-	for i, p := range pairs {
-		n := strconv.Itoa(i)
-		env = append(env, corev1.EnvVar{Name: contract.EnvGitConfigKey + n, Value: p[0]}, corev1.EnvVar{Name: contract.EnvGitConfigValue + n, Value: p[1]})
-	}
-	return env
+// appendGitConfigEnv appends the entries that scope the credential helper
+// to each allowed host and mark the clone safe, through git's
+// GIT_CONFIG_COUNT environment.
+func appendGitConfigEnv(env []corev1.EnvVar, clone string, hosts []string) []corev1.EnvVar {
+	n := strconv.Itoa(len(hosts))
+	env = append(env, corev1.EnvVar{Name: contract.EnvGitConfigCount, Value: strconv.Itoa(len(hosts) + 1)})
+	env = append(env, credentialEnv(hosts)...)
+	return append(env, corev1.EnvVar{Name: contract.EnvGitConfigKey + n, Value: "safe.directory"}, corev1.EnvVar{Name: contract.EnvGitConfigValue + n, Value: clone})
 }
 
 // writtenEnv is the env the injection described by rec adds to the OpenCode
 // container, in order.
 func writtenEnv(rec record) []corev1.EnvVar {
-	env := homeEnv()
+	env := make([]corev1.EnvVar, 0, len(homeEnv)+2+1+2*(len(rec.Hosts)+1)+2)
+	env = append(env, homeEnv...)
 	env = append(env, secretEnv(contract.EnvPassword, rec.Secret, contract.SecretKeyPassword, false), tokenEnv(rec.Secret))
-	env = append(env, gitConfigEnv(rec.Clone, rec.Hosts)...)
+	env = appendGitConfigEnv(env, rec.Clone, rec.Hosts)
 	if rec.CABundle != "" {
 		env = append(env, caEnv()...)
 	}

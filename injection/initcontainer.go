@@ -68,28 +68,33 @@ func clampSeedMemory(q resource.Quantity) (resource.Quantity, string) {
 		" (the seed's memory limit is between " + minSeedMemory.String() + " and " + maxSeedMemory.String() + ")"
 }
 
+// unitDivisor asks the downward API for bytes.
+var unitDivisor = resource.MustParse("1")
+
 // seedMemoryEnv gives the seed its own memory limit, in bytes.
 func seedMemoryEnv() corev1.EnvVar {
 	return corev1.EnvVar{Name: contract.EnvSeedMemoryLimit, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
-		ContainerName: contract.SeedContainerName, Resource: "limits.memory", Divisor: resource.MustParse("1"),
+		ContainerName: contract.SeedContainerName, Resource: "limits.memory", Divisor: unitDivisor,
 	}}}
 }
 
 // seedContainer is the opencode-seed init container. It runs as the OpenCode
 // container's user, so that what it creates on the claim is that user's.
 func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *record) corev1.Container {
-	env := []corev1.EnvVar{
-		{Name: contract.EnvSeedRepo, Value: ws.Repo.URL},
-		{Name: contract.EnvSeedWorkspace, Value: ws.ClonePath()},
-		{Name: contract.EnvSeedAuthSource, Value: contract.AuthSourcePath},
-		{Name: contract.EnvSeedAuthTarget, Value: contract.AuthTargetPath},
-		{Name: contract.EnvSeedAllowedHosts, Value: strings.Join(s.AllowedGitHosts, ",")},
-	}
+	derived := derive(s)
+	env := make([]corev1.EnvVar, 0, 8+len(homeEnv)+2) // every entry below, in one list
+	env = append(env,
+		corev1.EnvVar{Name: contract.EnvSeedRepo, Value: ws.Repo.URL},
+		corev1.EnvVar{Name: contract.EnvSeedWorkspace, Value: ws.ClonePath()},
+		corev1.EnvVar{Name: contract.EnvSeedAuthSource, Value: contract.AuthSourcePath},
+		corev1.EnvVar{Name: contract.EnvSeedAuthTarget, Value: contract.AuthTargetPath},
+		corev1.EnvVar{Name: contract.EnvSeedAllowedHosts, Value: derived.seedHosts},
+	)
 	if ws.Branch != "" {
 		env = append(env, corev1.EnvVar{Name: contract.EnvSeedBranch, Value: ws.Branch})
 	}
 	env = append(env, seedMemoryEnv())
-	env = append(env, homeEnv()...)
+	env = append(env, homeEnv...)
 	env = append(env, tokenEnv(ws.Secret))
 	memory, _ := clampSeedMemory(ws.SeedMemory)
 	c := corev1.Container{
@@ -106,7 +111,7 @@ func seedContainer(ps *corev1.PodSpec, ci int, ws Workspace, s Settings, rec *re
 		SecurityContext:          seedSecurityContext(ps, ci, rec),
 		TerminationMessagePath:   terminationMessagePath,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-		ImagePullPolicy:          pullPolicy(s.SeedImage),
+		ImagePullPolicy:          derived.seedPullPolicy,
 	}
 	if ws.CABundle != "" {
 		c.Env = append(c.Env, caSeedEnv()...)

@@ -21,7 +21,8 @@ import (
 var ErrNoSeedImage = errors.New("no seed image is set")
 
 // Mutate is the whole mutation, a pure function: it returns a copy of in
-// with the workspace injected when in carries the opt-in label, or with an
+// (sharing with in and stored what it leaves as it is: see mutableCopy;
+// deep-copy it before editing it) with the workspace injected when in carries the opt-in label, or with an
 // earlier injection removed when the label is gone; the warnings for the
 // user; and an error that denies the request. An injected Deployment is
 // first stripped back to what the user wrote, then injected again, so the
@@ -36,13 +37,13 @@ var ErrNoSeedImage = errors.New("no seed image is set")
 // restarts no workspace.
 func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*appsv1.Deployment, []string, error) {
 	if in.DeletionTimestamp != nil {
-		return in.DeepCopy(), nil, nil // a way out is never blocked
+		return mutableCopy(in), nil, nil // a way out is never blocked
 	}
 	var old *metav1.ObjectMeta
 	if stored != nil {
 		old = &stored.ObjectMeta
 	}
-	d := in.DeepCopy()
+	d := mutableCopy(in)
 	var warnings []string
 	prev, trusted, w := readRecord(d)
 	storedRec, storedTrusted := prev, trusted // a no-op UPDATE: the record was just read

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/angryninja/opencode-injector/contract"
@@ -12,7 +13,9 @@ import (
 	"github.com/angryninja/opencode-injector/manifest"
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .injected.yaml files")
@@ -111,13 +114,47 @@ func TestRemovingLabelRestoresOriginal(t *testing.T) {
 	}
 }
 
+// TestInjectDoesNotModifyInput: Mutate writes only into its copies
+// (mutableCopy), never into the request or the stored object it shares
+// the rest with, on every path: a CREATE, a no-op UPDATE kept by the pin,
+// a pin whose seed image is replaced, an edited UPDATE, an un-injection
+// and a Deployment being deleted. Compared with reflect.DeepEqual, so a
+// nil turned into an empty list counts too.
 func TestInjectDoesNotModifyInput(t *testing.T) {
-	in := injectiontest.ReadDeployment(t, "testdata/env-collision.yaml")
-	before := in.DeepCopy()
-	if _, _, err := Mutate(in, nil, testSettings()); err != nil {
-		t.Fatal(err)
-	}
-	if !equality.Semantic.DeepEqual(before, in) {
-		t.Error("Mutate modified its input")
+	for name, in := range injectiontest.GoldenCases(t) {
+		t.Run(name, func(t *testing.T) {
+			mutate := func(what string, d, stored *appsv1.Deployment) *appsv1.Deployment {
+				t.Helper()
+				d0, stored0 := d.DeepCopy(), stored.DeepCopy()
+				out, _, _ := Mutate(d, stored, testSettings())
+				if !reflect.DeepEqual(d0, d) {
+					t.Fatalf("%s: Mutate modified its input:\n%s", what, cmp.Diff(d0, d))
+				}
+				if !reflect.DeepEqual(stored0, stored) {
+					t.Fatalf("%s: Mutate modified the stored object:\n%s", what, cmp.Diff(stored0, stored))
+				}
+				return out
+			}
+			out := mutate("create", in, nil)
+			if out == nil || !IsInjected(out) {
+				return
+			}
+			mutate("no-op update", out, out)
+			mutate("update of a copy", out.DeepCopy(), out)
+			foreign := out.DeepCopy()
+			for i := range foreign.Spec.Template.Spec.InitContainers {
+				foreign.Spec.Template.Spec.InitContainers[i].Image = "evil.example/x:1"
+			}
+			mutate("pin with a foreign seed image", foreign.DeepCopy(), foreign)
+			edited := out.DeepCopy()
+			edited.Spec.Template.Spec.Containers[0].Env = append(edited.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "USER_EDIT", Value: "x"})
+			mutate("edited update", edited, out)
+			unlabeled := out.DeepCopy()
+			delete(unlabeled.Labels, contract.LabelInject)
+			mutate("un-injection", unlabeled, out)
+			deleting := out.DeepCopy()
+			deleting.DeletionTimestamp = &metav1.Time{}
+			mutate("deletion", deleting, out)
+		})
 	}
 }

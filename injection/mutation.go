@@ -7,6 +7,8 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	kjson "sigs.k8s.io/json"
@@ -16,9 +18,11 @@ import (
 type Mutation struct {
 	// Deployment is the request's object as decoded.
 	Deployment *appsv1.Deployment
-	// Stored is the stored object on an UPDATE as decoded, else nil.
+	// Stored is the stored object on an UPDATE as the injection reads it
+	// (decodeStored: metadata, strategy and pod template), else nil.
 	Stored *appsv1.Deployment
-	// Mutated is Mutate's output; nil when Denied.
+	// Mutated is Mutate's output; nil when Denied. It shares with
+	// Deployment and Stored what the injection left as it is: read only.
 	Mutated  *appsv1.Deployment
 	Warnings []string
 	// Denied is why the Deployment is refused (ErrNoSeedImage when no seed
@@ -66,6 +70,42 @@ func decodeDeployment(raw []byte) (*appsv1.Deployment, error) {
 	return in, nil
 }
 
+// storedDeployment is what the injection reads of the stored object on an
+// UPDATE whose request differs from it: its metadata (the record, labels
+// and annotations), strategy and pod template (the pin). The rest (status,
+// the rest of the spec, managedFields: often the largest part) is skipped
+// instead of decoded.
+type storedDeployment struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        struct {
+		metav1.ObjectMeta `json:",inline"`
+		ManagedFields     skipped `json:"managedFields"` // hides ObjectMeta's
+	} `json:"metadata"`
+	Spec struct {
+		Strategy appsv1.DeploymentStrategy `json:"strategy"`
+		Template corev1.PodTemplateSpec    `json:"template"`
+	} `json:"spec"`
+}
+
+// skipped is a JSON value read past without decoding it.
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
+
+// decodeStored decodes the parts of a stored Deployment the injection
+// reads (storedDeployment); anything but a Deployment's JSON takes
+// decodeDeployment's path and its errors.
+func decodeStored(raw []byte) (*appsv1.Deployment, error) {
+	if trimmed := bytes.TrimLeft(raw, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		var s storedDeployment
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &s); err == nil && s.APIVersion == "apps/v1" && s.Kind == "Deployment" {
+			return &appsv1.Deployment{TypeMeta: s.TypeMeta, ObjectMeta: s.Metadata.ObjectMeta,
+				Spec: appsv1.DeploymentSpec{Strategy: s.Spec.Strategy, Template: s.Spec.Template}}, nil
+		}
+	}
+	return decodeDeployment(raw)
+}
+
 // MutateJSON is Mutate on a Deployment's JSON, as an admission request
 // carries it and as the offline inject command reads it: the webhook and
 // the command answer the same bytes the same way. storedRaw is the stored
@@ -87,7 +127,7 @@ func MutateJSON(raw, storedRaw []byte, s Settings) (*Mutation, error) {
 		// serves both, since Mutate reads them and writes a copy.
 		m.Stored = in
 	case len(storedRaw) > 0:
-		stored, err := decodeDeployment(storedRaw)
+		stored, err := decodeStored(storedRaw)
 		if err != nil {
 			return nil, &DecodeError{fmt.Errorf("stored object: %w", err)}
 		}

@@ -76,22 +76,31 @@ func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage,
 func diffFields(ops *[]jsonpatch.Operation, path string, raw json.RawMessage, before, after any) (bool, error) {
 	bv, av := reflect.ValueOf(before).Elem(), reflect.ValueOf(after).Elem()
 	names, ok := jsonNames(bv.Type())
-	if !ok {
+	if !ok || !isObject(raw) {
 		return false, nil
 	}
-	if _, isObject := rawField(raw, ""); !isObject {
-		return false, nil
-	}
+	// On the stack for the few fields an injection changes in one struct.
+	var changedBuf [8]int
+	var keysBuf [8]string
+	var valuesBuf [8]json.RawMessage
+	changed, keys := changedBuf[:0], keysBuf[:0]
 	for i, name := range names {
-		bf, af := bv.Field(i).Addr(), av.Field(i).Addr()
-		if name == "" || reflect.DeepEqual(bf.Interface(), af.Interface()) {
-			continue
+		if name != "" && !reflect.DeepEqual(bv.Field(i).Addr().Interface(), av.Field(i).Addr().Interface()) {
+			changed, keys = append(changed, i), append(keys, name)
 		}
+	}
+	values := valuesBuf[:0]
+	if len(keys) > len(valuesBuf) {
+		values = make([]json.RawMessage, 0, len(keys))
+	}
+	values = values[:len(keys)]
+	rawFields(raw, keys, values) // one pass over the object for every changed field
+	for n, i := range changed {
+		bf, af := bv.Field(i).Addr(), av.Field(i).Addr()
 		if bf.Elem().Kind() != reflect.Struct { // structs stay behind their pointer: diffFields reads them there
 			bf, af = bf.Elem(), af.Elem()
 		}
-		rawValue, _ := rawField(raw, name)
-		if err := patchValue(ops, path+"/"+escapePointer(name), rawValue, bf.Interface(), af.Interface()); err != nil {
+		if err := patchValue(ops, path+"/"+escapePointer(keys[n]), values[n], bf.Interface(), af.Interface()); err != nil {
 			return true, err
 		}
 	}

@@ -30,6 +30,16 @@ var injectedFields = []struct {
 	{"/spec/template/spec/securityContext", []string{"spec", "template", "spec", "securityContext"}, func(d *appsv1.Deployment) any { return d.Spec.Template.Spec.SecurityContext }},
 }
 
+// injectedRaw finds the request's bytes of every injected field in one
+// pass over each object on the way.
+var injectedRaw = func() *rawTree {
+	paths := make([][]string, len(injectedFields))
+	for i, f := range injectedFields {
+		paths[i] = f.keys
+	}
+	return newRawTree(paths)
+}()
+
 // createPatch builds the JSON patch that turns the raw request object into
 // out, touching only what the injection changed; nil when nothing changed.
 // in is the typed decoding of raw. Comparing in with out (both typed) tells
@@ -39,12 +49,18 @@ var injectedFields = []struct {
 // name), so an added or removed item never shifts the others' fields.
 func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation, error) {
 	var ops []jsonpatch.Operation
-	for _, f := range injectedFields {
+	var found []json.RawMessage // the request's bytes, read at the first change
+	for i, f := range injectedFields {
 		before, after := f.get(in), f.get(out)
 		if reflect.DeepEqual(before, after) {
 			continue
 		}
-		if err := patchValue(&ops, f.path, rawAt(raw, f.keys), before, after); err != nil {
+		if found == nil {
+			found = make([]json.RawMessage, len(injectedFields))
+			injectedRaw.find(raw, found)
+			ops = make([]jsonpatch.Operation, 0, 32) // a CREATE writes about 20
+		}
+		if err := patchValue(&ops, f.path, found[i], before, after); err != nil {
 			return nil, err
 		}
 	}

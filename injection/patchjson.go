@@ -2,10 +2,11 @@ package injection
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // EncodePatch is the JSON of a patch, written once into one buffer: the
@@ -13,45 +14,124 @@ import (
 // themselves (as admission.Response.Complete does) encodes each value twice
 // (Operation.MarshalJSON, then the list) through reflection.
 func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := getJSONBuffer()
+	defer buf.release()
 	buf.WriteByte('[')
 	for i, op := range ops {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
 		buf.WriteString(`{"op":`)
-		if err := writeString(&buf, enc, op.Operation); err != nil {
-			return nil, fmt.Errorf("encode the patch's operation %d: %w", i, err)
-		}
+		writeString(buf, op.Operation)
 		buf.WriteString(`,"path":`)
-		if err := writeString(&buf, enc, op.Path); err != nil {
-			return nil, fmt.Errorf("encode the patch's path %s: %w", op.Path, err)
-		}
+		writeString(buf, op.Path)
 		if op.Operation != "remove" {
 			buf.WriteString(`,"value":`)
-			if err := enc.Encode(op.Value); err != nil {
+			if err := writeValue(buf, op.Value); err != nil {
 				return nil, fmt.Errorf("encode the patch's value at %s: %w", op.Path, err)
 			}
 		}
 		buf.WriteByte('}')
 	}
 	buf.WriteByte(']')
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
 }
 
-// writeString writes s as a JSON string: as it is when it is printable
-// ASCII without a quote or backslash (the operations, and the paths of the
-// fields we patch), else through enc, which escapes as encoding/json does
-// (and replaces invalid UTF-8).
-func writeString(buf *bytes.Buffer, enc *json.Encoder, s string) error {
+// writeString writes s as a JSON string, exactly as encoding/json does:
+// as it is when it is printable ASCII that needs no escape (the
+// operations, the paths of the fields we patch, most values), else through
+// the buffer's encoder, which escapes (HTML characters included) and
+// replaces invalid UTF-8.
+func writeString(buf *jsonBuffer, s string) {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return enc.Encode(s)
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			_ = buf.encode(s) // a string always encodes
+			return
 		}
 	}
 	buf.WriteByte('"')
 	buf.WriteString(s)
 	buf.WriteByte('"')
-	return nil
+}
+
+// writeValue writes v as encoding/json does. The values a patch holds
+// most (strings, the env entries and plain containers the injection adds,
+// resource lists) are written directly, without reflection; anything else
+// goes through the buffer's encoder.
+func writeValue(buf *jsonBuffer, v any) error {
+	switch v := v.(type) {
+	case string:
+		writeString(buf, v)
+		return nil
+	case *corev1.EnvVar:
+		if plainEnvVar(v) {
+			writeEnvVar(buf, v)
+			return nil
+		}
+	case corev1.ResourceList:
+		writeResourceList(buf, v)
+		return nil
+	case []corev1.Container:
+		return writeContainers(buf, v)
+	case *corev1.Container:
+		return writeContainer(buf, v)
+	}
+	return buf.encode(v)
+}
+
+// plainEnvVar tells whether writeEnvVar writes e: a value, or a valueFrom
+// of only a Secret key or only a resource field.
+func plainEnvVar(e *corev1.EnvVar) bool {
+	f := e.ValueFrom
+	return f == nil || f.SecretKeyRef != nil && *f == (corev1.EnvVarSource{SecretKeyRef: f.SecretKeyRef}) ||
+		f.ResourceFieldRef != nil && *f == (corev1.EnvVarSource{ResourceFieldRef: f.ResourceFieldRef})
+}
+
+// writeEnvVar writes an env entry plainEnvVar accepts.
+func writeEnvVar(buf *jsonBuffer, e *corev1.EnvVar) {
+	buf.WriteString(`{"name":`)
+	writeString(buf, e.Name)
+	writeStringField(buf, "value", e.Value)
+	if f := e.ValueFrom; f != nil {
+		buf.WriteString(`,"valueFrom":{`)
+		if ref := f.SecretKeyRef; ref != nil {
+			buf.WriteString(`"secretKeyRef":{`)
+			if ref.Name != "" {
+				buf.WriteString(`"name":`)
+				writeString(buf, ref.Name)
+				buf.WriteByte(',')
+			}
+			buf.WriteString(`"key":`)
+			writeString(buf, ref.Key)
+			if ref.Optional != nil {
+				buf.WriteString(`,"optional":` + strconv.FormatBool(*ref.Optional))
+			}
+			buf.WriteByte('}')
+		} else {
+			buf.WriteString(`"resourceFieldRef":`)
+			writeResourceFieldRef(buf, f.ResourceFieldRef)
+		}
+		buf.WriteByte('}')
+	}
+	buf.WriteByte('}')
+}
+
+// writeResourceList writes a resource list in key order, each quantity in
+// its canonical form (Quantity.MarshalJSON's).
+func writeResourceList(buf *jsonBuffer, rl corev1.ResourceList) {
+	if rl == nil {
+		buf.WriteString("null")
+		return
+	}
+	buf.WriteByte('{')
+	for i, name := range sortedKeys(rl) {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		writeString(buf, name)
+		buf.WriteByte(':')
+		q := rl[corev1.ResourceName(name)]
+		writeString(buf, q.String())
+	}
+	buf.WriteByte('}')
 }

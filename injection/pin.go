@@ -3,7 +3,6 @@ package injection
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -50,11 +49,12 @@ func userDigest(d *appsv1.Deployment) string {
 			part.Annotations[k] = v
 		}
 	}
-	b, err := json.Marshal(part)
-	if err != nil {
+	buf := getJSONBuffer()
+	defer buf.release()
+	if err := buf.encode(part); err != nil {
 		panic(fmt.Sprintf("encode the user's part: %v", err)) // only API types: cannot fail
 	}
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(buf.Bytes())
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
@@ -100,15 +100,15 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 	}
 	pinned := rec.UserDigest
 	if pinned == "" {
-		user := src.DeepCopy()
+		user := mutableCopy(src)
 		strip(user, rec, true)
 		pinned = userDigest(user)
 	}
 	if pinned != digest || !hostsStillAllowed(rec.Hosts, s.AllowedGitHosts) {
 		return false, ""
 	}
-	d.Spec.Template = *src.Spec.Template.DeepCopy()
-	d.Spec.Strategy = *src.Spec.Strategy.DeepCopy()
+	d.Spec.Template = mutableTemplate(&src.Spec.Template)
+	d.Spec.Strategy = src.Spec.Strategy // a value, replaced whole and never edited
 	if d.Annotations == nil {
 		d.Annotations = map[string]string{}
 	}

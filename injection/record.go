@@ -76,11 +76,12 @@ type recordV1 struct {
 }
 
 func (r record) encode() string {
-	b, err := json.Marshal(r)
-	if err != nil {
+	buf := getJSONBuffer()
+	defer buf.release()
+	if err := buf.encode(r); err != nil {
 		panic(fmt.Sprintf("encode injection record: %v", err)) // only plain data: cannot fail
 	}
-	return string(b)
+	return buf.String()
 }
 
 // parseRecord decodes a status annotation of either contract version. A v1

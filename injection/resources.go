@@ -18,8 +18,9 @@ const (
 // limit, a filled limit raised to the request. It returns each filled field
 // ("limits.memory") with the value written, nil when none.
 func fillResources(r *corev1.ResourceRequirements, s Settings) map[string]resource.Quantity {
-	filled := map[string]resource.Quantity{}
-	for _, name := range sortedNames(s.DefaultRequests) {
+	derived := derive(s)
+	filled := make(map[string]resource.Quantity, len(derived.requestNames)+len(derived.limitNames))
+	for _, name := range derived.requestNames {
 		if _, set := r.Requests[name]; set {
 			continue
 		}
@@ -33,7 +34,7 @@ func fillResources(r *corev1.ResourceRequirements, s Settings) map[string]resour
 		r.Requests[name] = q
 		filled[requestsField+string(name)] = q
 	}
-	for _, name := range sortedNames(s.DefaultLimits) {
+	for _, name := range derived.limitNames {
 		if _, set := r.Limits[name]; set {
 			continue
 		}
