@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
@@ -104,7 +105,7 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 		strip(user, rec, true)
 		pinned = userDigest(user)
 	}
-	if pinned != digest || !hostsStillAllowed(rec.Hosts, s.AllowedGitHosts) {
+	if pinned != digest && pinned != nameGivenAfterAdmission(d) || !hostsStillAllowed(rec.Hosts, s.AllowedGitHosts) {
 		return false, ""
 	}
 	d.Spec.Template = mutableTemplate(&src.Spec.Template)
@@ -123,6 +124,18 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 	seed.Image = s.SeedImage
 	seed.ImagePullPolicy = pullPolicy(s.SeedImage)
 	return true, warning
+}
+
+// nameGivenAfterAdmission is the digest d's user part had when it was
+// created with metadata.generateName: the webhook saw it before the API
+// server gave it the name. Empty when d's name did not come from its prefix.
+func nameGivenAfterAdmission(d *appsv1.Deployment) string {
+	if d.GenerateName == "" || !strings.HasPrefix(d.Name, d.GenerateName) {
+		return ""
+	}
+	nameless := *d
+	nameless.Name = ""
+	return userDigest(&nameless)
 }
 
 // hostsStillAllowed: narrowing --allowed-git-hosts is how an admin stops the

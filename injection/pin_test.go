@@ -153,6 +153,38 @@ func TestUpgradeKeepsTheInjection(t *testing.T) {
 	}
 }
 
+// A workspace created with metadata.generateName was injected before the
+// API server named it: its pin holds the digest of a nameless user part,
+// and the named object's updates still keep the injection.
+func TestGeneratedNameKeepsThePin(t *testing.T) {
+	user := injectiontest.ReadDeployment(t, injectiontest.FluxFixture)
+	user.Name, user.GenerateName = "", "opencode-"
+	user.Annotations[contract.AnnotationClaim] = "opencode-flux"
+	created, _, err := Mutate(user, nil, oldRelease()) // the webhook's CREATE
+	if err != nil {
+		t.Fatal(err)
+	}
+	once := created.DeepCopy()
+	once.Name = "opencode-x7k2p" // as the API server names it after admission
+	named := user.DeepCopy()
+	named.Name = once.Name
+	assertKept(t, once, map[string]review{
+		"server-side apply (no injected fields)":     {named, once},
+		"client-side update (the whole object back)": {once, once},
+	})
+	assertUsersChangeTakesNewRelease(t, named, once)
+
+	// Another name than the prefix gave is a renamed copy, not this pin.
+	renamed := named.DeepCopy()
+	renamed.Name = "elsewhere"
+	stored := once.DeepCopy()
+	stored.Name = "elsewhere"
+	out, _ := mutateOrFail(t, renamed, stored, newRelease())
+	if got := seedImage(t, out); got != newImage {
+		t.Errorf("a name the prefix did not give kept the pin: seed image %s", got)
+	}
+}
+
 // A Deployment injected before records kept a digest (by the previous
 // release's inject command, testdata/before-pin) adopts its live template:
 // the release that brings the pin rolls no workspace.
