@@ -100,8 +100,7 @@ func writeContainer(buf *jsonBuffer, c *corev1.Container) error {
 
 // plainContainer tells whether writeContainer writes every field c sets:
 // those above, env entries writeEnvVar writes, resource limits and
-// requests, and mounts without propagation, recursive read-only or bind
-// options.
+// requests, and mounts of only a name, read-only, path and sub-path.
 func plainContainer(c *corev1.Container) bool {
 	rest := *c
 	rest.Name, rest.Image, rest.Command, rest.Args, rest.WorkingDir, rest.Env = "", "", nil, nil, "", nil
@@ -116,7 +115,9 @@ func plainContainer(c *corev1.Container) bool {
 		}
 	}
 	for _, m := range c.VolumeMounts {
-		if m.RecursiveReadOnly != nil || m.MountPropagation != nil || m.BindMountOptions != nil {
+		// As plainEnvVar: what the writer does not write must be unset.
+		m.Name, m.ReadOnly, m.MountPath, m.SubPath, m.SubPathExpr = "", false, "", "", ""
+		if !reflect.DeepEqual(m, corev1.VolumeMount{}) {
 			return false
 		}
 	}

@@ -17,11 +17,10 @@ import (
 
 // mutableCopy is a copy of d whose parts Mutate writes are its own: the
 // annotations, the strategy (a value), and the pod template's
-// (mutableTemplate); the labels too, which Mutate only reads but its
-// callers remove from an output to un-inject it.
+// (mutableTemplate). The labels stay shared: Mutate only reads them, and
+// its output is read only.
 func mutableCopy(d *appsv1.Deployment) *appsv1.Deployment {
 	c := *d
-	c.Labels = maps.Clone(d.Labels)
 	c.Annotations = maps.Clone(d.Annotations)
 	c.Spec.Template = mutableTemplate(&d.Spec.Template)
 	return &c

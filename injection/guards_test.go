@@ -53,6 +53,12 @@ func TestRecordGuards(t *testing.T) {
 		{"no seed container", func(_ *record, ps *corev1.PodSpec) {
 			ps.InitContainers = slices.DeleteFunc(ps.InitContainers, isOurSeed)
 		}, "no " + contract.SeedContainerName},
+		{"several filled fields that are not resources: the first in order is named, on every review", func(r *record, _ *corev1.PodSpec) {
+			r.Filled = map[string]resource.Quantity{}
+			for _, f := range strings.Split("spec.h spec.g spec.f spec.e spec.d spec.c spec.b spec.a", " ") {
+				r.Filled[f] = resource.Quantity{}
+			}
+		}, `filled field "spec.a"`},
 		{"a container that does not exist", func(r *record, _ *corev1.PodSpec) { r.Container = "ghost" }, "is not in the pod template"},
 		{"a filled field that is not a resource", func(r *record, _ *corev1.PodSpec) { r.Filled = map[string]resource.Quantity{"spec.x": {}} }, "filled field"},
 	} {

@@ -64,9 +64,14 @@ func clampSeedMemory(q resource.Quantity) (resource.Quantity, string) {
 	default:
 		return q, ""
 	}
-	return bound.DeepCopy(), "annotation " + contract.AnnotationSeedMemory + " " + q.String() + " clamped to " + bound.String() +
-		" (the seed's memory limit is between " + minSeedMemory.String() + " and " + maxSeedMemory.String() + ")"
+	bound = bound.DeepCopy()
+	return bound, "annotation " + contract.AnnotationSeedMemory + " " + q.String() + " clamped to " + bound.String() + seedMemoryRange
 }
+
+// seedMemoryRange is written once, at init: Quantity.String caches its
+// text in the value, so calling it on the shared bounds from concurrent
+// reviews would race.
+var seedMemoryRange = " (the seed's memory limit is between " + minSeedMemory.String() + " and " + maxSeedMemory.String() + ")"
 
 // unitDivisor asks the downward API for bytes.
 var unitDivisor = resource.MustParse("1")

@@ -7,6 +7,7 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // EncodePatch is the JSON of a patch, written once into one buffer: the
@@ -79,12 +80,30 @@ func writeValue(buf *jsonBuffer, v any) error {
 	return buf.encode(v)
 }
 
-// plainEnvVar tells whether writeEnvVar writes e: a value, or a valueFrom
-// of only a Secret key or only a resource field.
+// plainEnvVar tells whether writeEnvVar writes every field e sets: a value,
+// or a valueFrom of only a Secret key or only a resource field. Each check
+// clears what the writer writes and compares the rest with the zero value,
+// so a field a newer API adds sends e through encoding/json instead of
+// being dropped.
 func plainEnvVar(e *corev1.EnvVar) bool {
-	f := e.ValueFrom
-	return f == nil || f.SecretKeyRef != nil && *f == (corev1.EnvVarSource{SecretKeyRef: f.SecretKeyRef}) ||
-		f.ResourceFieldRef != nil && *f == (corev1.EnvVarSource{ResourceFieldRef: f.ResourceFieldRef})
+	rest := *e
+	rest.Name, rest.Value, rest.ValueFrom = "", "", nil
+	if rest != (corev1.EnvVar{}) {
+		return false
+	}
+	switch f := e.ValueFrom; {
+	case f == nil:
+		return true
+	case f.SecretKeyRef != nil && *f == (corev1.EnvVarSource{SecretKeyRef: f.SecretKeyRef}):
+		ref := *f.SecretKeyRef
+		ref.Name, ref.Key, ref.Optional = "", "", nil
+		return ref == corev1.SecretKeySelector{}
+	case f.ResourceFieldRef != nil && *f == (corev1.EnvVarSource{ResourceFieldRef: f.ResourceFieldRef}):
+		ref := *f.ResourceFieldRef
+		ref.ContainerName, ref.Resource, ref.Divisor = "", "", resource.Quantity{}
+		return ref == corev1.ResourceFieldSelector{}
+	}
+	return false
 }
 
 // writeEnvVar writes an env entry plainEnvVar accepts.

@@ -75,6 +75,7 @@ func TestWriteValueMatchesMarshal(t *testing.T) {
 		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "k"}}},
 		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}, FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{}},
+		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}, FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}}},
 		&corev1.EnvVar{Name: "N", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "c<", Resource: "limits.memory", Divisor: resource.MustParse("1Mi")}}},
 		corev1.ResourceList(nil), corev1.ResourceList{},
@@ -100,6 +101,12 @@ func TestWriteValueMatchesMarshal(t *testing.T) {
 						},
 						func(c *corev1.Container) {
 							c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "v", MountPath: "/v", MountPropagation: ptr.To(corev1.MountPropagationHostToContainer)})
+						},
+						func(c *corev1.Container) {
+							c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "v", MountPath: "/v", ReadOnly: true, RecursiveReadOnly: ptr.To(corev1.RecursiveReadOnlyEnabled)})
+						},
+						func(c *corev1.Container) {
+							c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "v", MountPath: "/v", BindMountOptions: []string{"ro"}})
 						},
 						func(c *corev1.Container) {
 							c.Env = append(c.Env, corev1.EnvVar{Name: "P", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}})

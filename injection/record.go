@@ -218,7 +218,7 @@ func (r record) agreesWith(ps *corev1.PodSpec) error {
 	if r.UserDigest != "" && !userDigestRE.MatchString(r.UserDigest) {
 		return fmt.Errorf("userDigest %q is not sha256:<64 hex digits>", r.UserDigest)
 	}
-	for f := range r.Filled {
+	for _, f := range sortedKeys(r.Filled) { // the same field named on every review
 		if _, _, ok := resourceList(&corev1.ResourceRequirements{}, f); !ok {
 			return fmt.Errorf("filled field %q is not requests.<name> or limits.<name>", f)
 		}
