@@ -105,7 +105,7 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 		strip(user, rec, true)
 		pinned = userDigest(user)
 	}
-	if pinned != digest && pinned != nameGivenAfterAdmission(d) || !hostsStillAllowed(rec.Hosts, s.AllowedGitHosts) {
+	if pinned != digest && pinned != nameGivenAfterAdmission(d, src) || !hostsStillAllowed(rec.Hosts, s.AllowedGitHosts) {
 		return false, ""
 	}
 	d.Spec.Template = mutableTemplate(&src.Spec.Template)
@@ -114,6 +114,13 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 		d.Annotations = map[string]string{}
 	}
 	d.Annotations[contract.AnnotationInjected] = src.Annotations[contract.AnnotationInjected]
+	if pinned != digest {
+		// Kept through the nameless digest: from now on the record holds
+		// the named one, so the pin no longer depends on generateName,
+		// which an UPDATE may drop. Only the annotation changes.
+		rec.UserDigest = digest
+		d.Annotations[contract.AnnotationInjected] = rec.encode()
+	}
 	ps := &d.Spec.Template.Spec
 	seed := &ps.InitContainers[si]
 	if trustedSeedImage(seed.Image, s.SeedImage, s.Offline) {
@@ -128,9 +135,11 @@ func keepPinned(d, src *appsv1.Deployment, rec record, digest string, s Settings
 
 // nameGivenAfterAdmission is the digest d's user part had when it was
 // created with metadata.generateName: the webhook saw it before the API
-// server gave it the name. Empty when d's name did not come from its prefix.
-func nameGivenAfterAdmission(d *appsv1.Deployment) string {
-	if d.GenerateName == "" || !strings.HasPrefix(d.Name, d.GenerateName) {
+// server gave it the name. The pin source says so (an UPDATE may drop
+// generateName from the request); empty when its name did not come from
+// its prefix.
+func nameGivenAfterAdmission(d, src *appsv1.Deployment) string {
+	if src.GenerateName == "" || !strings.HasPrefix(src.Name, src.GenerateName) || d.Name != src.Name {
 		return ""
 	}
 	nameless := *d

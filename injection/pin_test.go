@@ -168,11 +168,25 @@ func TestGeneratedNameKeepsThePin(t *testing.T) {
 	once.Name = "opencode-x7k2p" // as the API server names it after admission
 	named := user.DeepCopy()
 	named.Name = once.Name
-	assertKept(t, once, map[string]review{
+	// Kept, with the record's digest from now on the named user part's,
+	// so the pin no longer depends on generateName, which a PUT may drop.
+	want := once.DeepCopy()
+	rec := decodedRecord(t, once)
+	rec.UserDigest = userDigest(named)
+	want.Annotations[contract.AnnotationInjected] = rec.encode()
+	replaced := once.DeepCopy()
+	replaced.GenerateName = "" // a PUT of a manifest that names it
+	assertKept(t, want, map[string]review{
 		"server-side apply (no injected fields)":     {named, once},
 		"client-side update (the whole object back)": {once, once},
 	})
 	assertUsersChangeTakesNewRelease(t, named, once)
+	afterPut := want.DeepCopy()
+	afterPut.GenerateName = ""
+	assertKept(t, afterPut, map[string]review{
+		"a PUT without generateName": {replaced, once},
+		"an update after the PUT":    {afterPut, afterPut},
+	})
 
 	// Another name than the prefix gave is a renamed copy, not this pin.
 	renamed := named.DeepCopy()
