@@ -38,11 +38,16 @@ func firstNonDirectory(dir string) string {
 		// Only an entry seen to be there and seen to lead nowhere, or to a
 		// non-directory, is the user's; any other error (permission denied)
 		// is the caller's to report as a disk error.
-		if _, err := os.Lstat(p); err != nil {
+		li, err := os.Lstat(p)
+		if err != nil {
 			return ""
 		}
 		fi, err := os.Stat(p)
-		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ELOOP) && !errors.Is(err, syscall.ENOTDIR) {
+		// A symlink the user made whose target the seed cannot reach is
+		// theirs whatever the reason: OpenCode may reach it (a volume only
+		// it mounts, or root with the capabilities the seed drops).
+		userLink := li.Mode()&os.ModeSymlink != 0
+		if err != nil && !userLink && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ELOOP) && !errors.Is(err, syscall.ENOTDIR) {
 			return ""
 		}
 		if err != nil || !fi.IsDir() {

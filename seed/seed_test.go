@@ -2,6 +2,7 @@ package seed_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -178,6 +179,45 @@ func TestHomeOfAnotherUIDIsADiskError(t *testing.T) {
 	r.want(t, 6, "permission denied", "fsGroup")
 	if strings.Contains(r.stdout+r.stderr, "is not a directory") {
 		t.Errorf("a directory it may not read is reported as the user's non-directory:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// TestUsersSymlinkTheSeedCannotFollowIsLeftAlone: a workspace whose image
+// runs as root has its seed run as uid 0 with every capability dropped,
+// while OpenCode keeps the runtime's defaults. A symlink the user made in
+// HOME to a 0700 directory of another uid (a backup restored with tar)
+// works for OpenCode; the seed cannot follow it, and leaves it alone
+// (exit 0) instead of stopping the pod.
+func TestUsersSymlinkTheSeedCannotFollowIsLeftAlone(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to drop root's capabilities")
+	}
+	setpriv, err := exec.LookPath("setpriv") // util-linux
+	if err != nil {
+		t.Fatalf("setpriv: %v", err)
+	}
+	v := newVolume(t)
+	write(t, v.env["OPENCODE_SEED_AUTH_SOURCE"], `{"a":"b"}`)
+	v.seed(t).want(t, 0, "auth.json: seeded")
+	private := filepath.Join(v.claim, "backup")
+	if err := os.MkdirAll(filepath.Join(private, "cache"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(private, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cache := v.env["XDG_CACHE_HOME"]
+	if err := os.RemoveAll(cache); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, filepath.Join(private, "cache"), cache)
+	before := snapshot(t, v.claim)
+	capless := seedCmd(v.env)
+	capless.Args = append([]string{setpriv, "--bounding-set=-all", "--inh-caps=-all", "--", capless.Path}, capless.Args[1:]...)
+	capless.Path = setpriv
+	run(t, capless).want(t, 0, cache+" is not a directory")
+	if after := snapshot(t, v.claim); !reflect.DeepEqual(before, after) {
+		t.Errorf("the claim changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
 
