@@ -7,14 +7,14 @@ import (
 	"golang.org/x/crypto/x509roots/fallback/bundle"
 )
 
-// useCompiledInRoots makes the roots compiled into the binary (Mozilla's,
+// UseCompiledInRoots makes the roots compiled into the binary (Mozilla's,
 // through x509roots' bundle) crypto/x509's fallback: used only when the
 // system has no roots, as on the image's empty base; a system bundle or
 // SSL_CERT_FILE still wins. The seed registers them at its start rather
 // than every process at init (what importing x509roots/fallback does):
 // parsing them costs ~660 KB and 8,800 allocations, and only the seed dials
 // hosts whose CA nothing else names. Once a process: x509 allows one call.
-var useCompiledInRoots = sync.OnceFunc(func() {
+var UseCompiledInRoots = sync.OnceFunc(func() {
 	pool := x509.NewCertPool()
 	for r := range bundle.Roots() {
 		c, err := x509.ParseCertificate(r.Certificate)

@@ -83,7 +83,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	setMemoryLimit(cfg.MemoryLimit)
-	useCompiledInRoots()
+	UseCompiledInRoots()
 	if os.Getenv("GOGC") == "" {
 		// A short-lived process: more collection for a lower peak (200,000
 		// objects: 120 MiB at 25, 134 MiB at 50, more at the default 100;

@@ -12,6 +12,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/angryninja/opencode-injector/seed"
 )
 
 // checkCmd runs `opencode-injector check`: it reads the cluster with the
@@ -39,6 +41,9 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Timeout = *timeout
+	// In the image (empty base) the API server's public CA is found only
+	// among the compiled-in roots.
+	seed.UseCompiledInRoots()
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "check: connect to %s: %v\n", cfg.Host, err)
