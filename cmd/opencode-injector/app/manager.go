@@ -73,11 +73,6 @@ func NewManager(cfg *rest.Config, s injection.Settings, o ServerOptions) (manage
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	// HTTP/1.1 to the API server: a connection per watch rather than
-	// HTTP/2's per-stream buffers and pools, which the few watches and
-	// requests here do not need (~1 MB of the idle heap).
-	cfg = rest.CopyConfig(cfg)
-	cfg.NextProtos = []string{"http/1.1"}
 	identity, lock, leaderEvents, err := leaderLock(cfg, o)
 	if err != nil {
 		return nil, err
