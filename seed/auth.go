@@ -34,12 +34,13 @@ func SeedAuth(source, target string) (string, error) {
 		return fmt.Sprintf("not seeded: %s is not a directory; to have the Secret's login seeded, "+
 			"make it a directory on the claim (or a symlink to one) and restart the pod", entry), nil
 	}
+	if what := notAFile(target); what != "" {
+		return fmt.Sprintf("not seeded: %s is %s (yours), left as it is; "+
+			"to have the Secret's login seeded, remove it and restart the pod", target, what), nil
+	}
 	loginMarker := target + loginMarkerSuffix
 	cur, err := os.ReadFile(target)
 	switch {
-	case errors.Is(err, os.ErrNotExist) && isSymlink(target):
-		return fmt.Sprintf("not seeded: %s is a symlink whose target is gone (yours), left as it is; "+
-			"to have the Secret's login seeded, remove the symlink and restart the pod", target), nil
 	case errors.Is(err, os.ErrNotExist):
 		if err := seedFile(target, loginMarker, src); err != nil {
 			return "", err
@@ -68,9 +69,25 @@ func SeedAuth(source, target string) (string, error) {
 	}
 }
 
-func isSymlink(path string) bool {
-	fi, err := os.Lstat(path)
-	return err == nil && fi.Mode()&os.ModeSymlink != 0
+// notAFile says what stands at the login's place when it is something of
+// the user's the seed neither reads nor replaces: a directory, or a symlink
+// it cannot follow (its target gone or out of its reach, or a loop);
+// empty for a file, a symlink to one, or nothing.
+func notAFile(path string) string {
+	li, err := os.Lstat(path)
+	if err != nil {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return "a directory"
+	case err != nil && li.Mode()&os.ModeSymlink != 0 && errors.Is(err, os.ErrNotExist):
+		return "a symlink whose target is gone"
+	case err != nil && li.Mode()&os.ModeSymlink != 0:
+		return "a symlink the seed cannot follow"
+	}
+	return ""
 }
 
 func seedFile(target, loginMarker string, content []byte) error {

@@ -3,6 +3,7 @@ package seed_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -74,6 +75,38 @@ func TestUsersHomeEntriesAreLeftAlone(t *testing.T) {
 // TestUsersDanglingLoginSymlinkIsLeftAlone: an auth.json the user made a
 // symlink whose target is gone is theirs too: the Secret's login is not
 // written over it, the start goes on, and one line says what to do.
+// TestUsersEntryAtTheLoginsPlaceIsLeftAlone: a directory or a symlink loop
+// where auth.json goes is the user's doing; the pod starts, the entry stays.
+func TestUsersEntryAtTheLoginsPlaceIsLeftAlone(t *testing.T) {
+	for name, tc := range map[string]struct {
+		make func(t *testing.T, target string)
+		want string
+	}{
+		"a directory": {func(t *testing.T, target string) {
+			if err := os.MkdirAll(filepath.Join(target, "inside"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a directory"},
+		"a symlink loop": {func(t *testing.T, target string) { symlink(t, target, target) }, "is a symlink the seed cannot follow"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v := newVolume(t)
+			write(t, v.env["OPENCODE_SEED_AUTH_SOURCE"], `{"github-copilot":{"refresh":"gho_v1"}}`)
+			target := v.env["OPENCODE_SEED_AUTH_TARGET"]
+			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tc.make(t, target)
+			home := filepath.Dir(target)
+			before := snapshot(t, home)
+			v.seed(t).want(t, 0, "cloned", "auth.json: not seeded: "+target+" "+tc.want)
+			if after := snapshot(t, home); !reflect.DeepEqual(before, after) {
+				t.Errorf("the login's directory changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
 func TestUsersDanglingLoginSymlinkIsLeftAlone(t *testing.T) {
 	v := newVolume(t)
 	write(t, v.env["OPENCODE_SEED_AUTH_SOURCE"], `{"github-copilot":{"refresh":"gho_v1"}}`)
