@@ -196,6 +196,8 @@ var wiring = []wired{
 	{"monitoring.serviceMonitor.enabled", true, nil, "servicemonitor.yaml", "kind: ServiceMonitor"},
 	{"monitoring.serviceMonitor.interval", "1m", allOn, "servicemonitor.yaml", "interval: 1m"},
 	{"monitoring.serviceMonitor.labels", map[string]any{"release": "prometheus"}, allOn, "servicemonitor.yaml", "release: prometheus"},
+	// deploy/ renders it off (no Secret committed); on, the Secret is back.
+	{"monitoring.serviceMonitor.createTokenSecret", true, merge(allOn, at("monitoring.serviceMonitor.createTokenSecret", false)), "servicemonitor.yaml", "kind: Secret"},
 	{"monitoring.prometheusRule.enabled", true, nil, "prometheusrule.yaml", "kind: PrometheusRule"},
 	{"monitoring.prometheusRule.labels", map[string]any{"release": "prometheus"}, allOn, "prometheusrule.yaml", "release: prometheus"},
 	{"monitoring.dashboard.enabled", true, nil, "dashboard.yaml", "kind: ConfigMap"},

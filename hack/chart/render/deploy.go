@@ -21,9 +21,9 @@ type component struct {
 var components = []component{
 	{"networkpolicy", "Only the API server may reach the injector's webhook port, and only\n# Prometheus's namespace its metrics. 192.0.2.0/24 is a placeholder (a\n# documentation range no node has): patch in your control-plane CIDRs in\n# your overlay, or every labeled Deployment is refused. The chart has no\n# default and refuses to render without networkPolicy.controlPlaneCIDRs.",
 		map[string]any{"networkPolicy": map[string]any{"enabled": true, "controlPlaneCIDRs": []any{"192.0.2.0/24"}}}},
-	{"monitoring", "A ServiceMonitor, alerts and a Grafana dashboard for the fail-closed\n# webhook (needs the prometheus-operator CRDs).",
+	{"monitoring", "A ServiceMonitor, alerts and a Grafana dashboard for the fail-closed\n# webhook (needs the prometheus-operator CRDs). No Secret is committed: create\n# the scraper's token Secret opencode-injector-metrics-scraper yourself\n# (README, \"Monitoring\").",
 		map[string]any{"monitoring": map[string]any{
-			"serviceMonitor": map[string]any{"enabled": true},
+			"serviceMonitor": map[string]any{"enabled": true, "createTokenSecret": false},
 			"prometheusRule": map[string]any{"enabled": true},
 			"dashboard":      map[string]any{"enabled": true},
 		}}},
