@@ -24,6 +24,7 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags benchbaseline ./cmd/opencode-injector
 
 # The whole suite: unit, golden, seed (real git over HTTPS) and envtest
 # end-to-end tests. hack/image cross-compiles the image for two platforms,

@@ -35,6 +35,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// benchCommands are filled only in builds with the benchbaseline tag.
+var benchCommands = map[string]func(args []string, stderr io.Writer) int{}
+
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -56,6 +59,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
+		if bench, ok := benchCommands[cmd]; ok {
+			return bench(rest, stderr)
+		}
 		fmt.Fprintf(stderr, "opencode-injector: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}

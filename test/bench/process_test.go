@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/angryninja/opencode-injector/test/bench/baseline"
 	"github.com/angryninja/opencode-injector/test/testenv"
 	"github.com/angryninja/opencode-injector/webhook"
 )
@@ -28,34 +29,31 @@ const (
 	patchEcho      = "patch-echo"
 )
 
-// serverBinaries builds opencode-injector (or takes BENCH_INJECTOR_BINARY,
-// e.g. one built from an older commit with the same flags, for its figures
-// beside these) and the baseline server; it returns the two paths.
-func serverBinaries(b *testing.B, root string) (injector, baseline string) {
+// serverBinaries builds opencode-injector with the benchbaseline tag,
+// whose bench-baseline command is the baseline servers (see package
+// baseline): ours runs the same binary's serve, unless BENCH_INJECTOR_BINARY
+// names another (e.g. one built from an older commit with the same flags,
+// for its figures beside these). It returns the two paths.
+func serverBinaries(b *testing.B, root string) (injector, baselines string) {
 	b.Helper()
-	dir := b.TempDir()
-	pkgs := []string{"./test/bench/allowserver"}
-	injector = os.Getenv("BENCH_INJECTOR_BINARY")
-	if injector == "" {
-		injector = filepath.Join(dir, "opencode-injector")
-		pkgs = append(pkgs, "./cmd/opencode-injector")
+	baselines = filepath.Join(b.TempDir(), "opencode-injector")
+	// As `make build` builds the image's binary (and the tag): its pages
+	// are part of the resident memory measured.
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "benchbaseline", "-o", baselines, "./cmd/opencode-injector")
+	build.Dir, build.Stderr, build.Env = root, os.Stderr, append(os.Environ(), "CGO_ENABLED=0")
+	if err := build.Run(); err != nil {
+		b.Fatalf("build the benchmark's opencode-injector: %v", err)
 	}
-	for _, pkg := range pkgs {
-		// As `make build` builds the image's binary: its pages are part
-		// of the resident memory measured.
-		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dir, pkg)
-		build.Dir, build.Stderr, build.Env = root, os.Stderr, append(os.Environ(), "CGO_ENABLED=0")
-		if err := build.Run(); err != nil {
-			b.Fatalf("build %s: %v", pkg, err)
-		}
+	if injector = os.Getenv("BENCH_INJECTOR_BINARY"); injector == "" {
+		injector = baselines
 	}
-	return injector, filepath.Join(dir, "allowserver")
+	return injector, baselines
 }
 
 // benchServers are the three servers' command lines; review is the file
 // the patch-echo server computes its patch from.
 type benchServers struct {
-	injector, baseline, kubeconfig, certDir, review string
+	injector, baselines, kubeconfig, certDir, review string
 }
 
 // serverProcess is one running server.
@@ -71,7 +69,7 @@ func (s benchServers) start(b *testing.B, name string) *serverProcess {
 	port := strconv.Itoa(testenv.FreePort(b))
 	p := &serverProcess{name: name, url: "https://127.0.0.1:" + port + webhook.Path}
 	var args []string
-	binary := s.baseline
+	binary := s.baselines
 	switch name {
 	case ours:
 		binary = s.injector
@@ -79,9 +77,9 @@ func (s benchServers) start(b *testing.B, name string) *serverProcess {
 		p.metricsURL = "http://" + metrics + "/metrics"
 		args = []string{"serve", "--seed-image", benchSettings.SeedImage, "--metrics-bind-address", metrics, "--metrics-secure=false", "--health-probe-bind-address", "0"}
 	case decodeAndAllow:
-		args = []string{"-mode", "allow"}
+		args = []string{baseline.Command, "-mode", "allow"}
 	case patchEcho:
-		args = []string{"-mode", "patch-echo", "-review", s.review, "--seed-image", benchSettings.SeedImage}
+		args = []string{baseline.Command, "-mode", "patch-echo", "-review", s.review, "--seed-image", benchSettings.SeedImage}
 	}
 	args = append(args, "--port", port, "--cert-dir", s.certDir)
 	p.cmd = exec.Command(binary, args...)

@@ -86,7 +86,7 @@ func BenchmarkServerTLS(b *testing.B) {
 func serverSetup(b *testing.B) (benchServers, []byte) {
 	b.Helper()
 	_, cfg, root := startAPIServer(b)
-	injector, baseline := serverBinaries(b, root)
+	injector, baselines := serverBinaries(b, root)
 	certDir, _ := servingCert(b)
 	body := admissionReview(b, fixture(b, root))
 	review := filepath.Join(b.TempDir(), "review.json")
@@ -94,7 +94,7 @@ func serverSetup(b *testing.B) (benchServers, []byte) {
 		b.Fatal(err)
 	}
 	createWorkspaces(b, cfg, root, workspaces)
-	return benchServers{injector: injector, baseline: baseline, kubeconfig: writeKubeconfig(b, cfg), certDir: certDir, review: review}, body
+	return benchServers{injector: injector, baselines: baselines, kubeconfig: writeKubeconfig(b, cfg), certDir: certDir, review: review}, body
 }
 
 // samePatch fails unless both servers answer body with the same patch.

@@ -76,6 +76,19 @@ func TestImportRules(t *testing.T) {
 			t.Errorf("%s depends on golang.org/x/crypto/x509roots/fallback, which registers the roots at init; use its bundle package from the seed", path)
 		}
 	}
+	// Tests are not shipped: the release binary carries no test code (the
+	// benchmarks' baselines join it only with the benchbaseline tag); the
+	// demo in hack/ runs on the tests' control plane.
+	for path, p := range pkgs {
+		if strings.HasPrefix(path, module+"/test/") || strings.HasPrefix(path, module+"/hack/") {
+			continue
+		}
+		for _, d := range p.Deps {
+			if strings.HasPrefix(d, module+"/test/") {
+				t.Errorf("%s depends on %s", path, d)
+			}
+		}
+	}
 	// The process wiring sits on top: only the command, hack/ and the
 	// tests build on it.
 	app := module + "/cmd/opencode-injector/app"

@@ -1,4 +1,4 @@
-// Command allowserver is the baseline of the server benchmark: a webhook
+// Package baseline is the baselines of the server benchmarks: a webhook
 // server set up as opencode-injector serve is (controller-runtime's webhook
 // server, TLS from a cert dir with HTTP/1.1 only in ALPN, serve's zap
 // logger, the webhook's log constructor) whose handler decodes the
@@ -6,7 +6,13 @@
 // patch our handler returns for the review in -review (-mode patch-echo):
 // that patch is computed once at start, so each review costs what sending
 // this patch costs at all, without the injection's work.
-package main
+//
+// It runs as `opencode-injector bench-baseline`, a command only a build
+// with the benchbaseline tag has (test/bench builds one): a mode of the
+// very binary it is compared with, so the same libraries' pages are
+// resident in both and the memory figures compare the work, not the
+// binaries' sizes.
+package baseline
 
 import (
 	"context"
@@ -14,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 
@@ -32,15 +39,20 @@ import (
 	"github.com/angryninja/opencode-injector/webhook"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// Command is the command's name.
+const Command = "bench-baseline"
+
+// Main runs the baseline server with args until it is interrupted.
+func Main(args []string, stderr io.Writer) int {
+	if err := run(args); err != nil {
+		fmt.Fprintln(stderr, Command+":", err)
+		return 1
 	}
+	return 0
 }
 
-func run() error {
-	fs := flag.NewFlagSet("allowserver", flag.ExitOnError)
+func run(args []string) error {
+	fs := flag.NewFlagSet(Command, flag.ExitOnError)
 	port := fs.Int("port", 9443, "port")
 	certDir := fs.String("cert-dir", "", "directory with tls.crt and tls.key")
 	mode := fs.String("mode", "allow", "allow, or patch-echo (answers our patch for -review)")
@@ -49,7 +61,7 @@ func run() error {
 	s.AddFlags(fs) // the same settings as serve, so the same patch
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	_ = fs.Parse(os.Args[1:])
+	_ = fs.Parse(args)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	scheme := runtime.NewScheme()
