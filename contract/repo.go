@@ -42,11 +42,41 @@ func (r Repo) ClonePath() string {
 // maxRepoSegment is GitHub's limit on a repository name; owners are shorter.
 const maxRepoSegment = 100
 
-var (
-	repoSegment  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
-	gitTransport = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*::`)
-	scpLike      = regexp.MustCompile(`^[^/]+@[^/:]+:`)
-)
+var scpLike = regexp.MustCompile(`^[^/]+@[^/:]+:`)
+
+// isRepoSegment reports whether s matches ^[A-Za-z0-9_][A-Za-z0-9_.-]*$,
+// an owner or repository name as GitHub allows them. A loop, not a
+// regular expression: every review of a workspace checks two.
+func isRepoSegment(s string) bool {
+	if s == "" || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; !isASCIIAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// hasRemoteHelper reports whether v starts like ^[A-Za-z][A-Za-z0-9+.-]*::,
+// git's <transport>::<address> syntax for a remote helper.
+func hasRemoteHelper(v string) bool {
+	scheme, _, found := strings.Cut(v, "::")
+	if !found || scheme == "" || !isASCIIAlnum(scheme[0]) || scheme[0] <= '9' {
+		return false
+	}
+	for i := range len(scheme) {
+		if c := scheme[i]; !isASCIIAlnum(c) && c != '+' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 const (
 	repoFix        = "use owner/name (GitHub) or https://host/owner/name[.git]"
@@ -68,7 +98,7 @@ func ParseRepo(v string, allowed []string) (Repo, error) {
 		return bad("contains non-ASCII characters (look-alikes of '/', '.' or letters are not allowed)", repoFix)
 	case strings.HasPrefix(v, "-"):
 		return bad("starts with '-' (git would read it as an option)", repoFix)
-	case gitTransport.MatchString(v):
+	case hasRemoteHelper(v):
 		return bad("uses a git remote helper transport", "only https is allowed; "+repoFix)
 	}
 	host, path := "github.com", v
@@ -105,7 +135,7 @@ func ParseRepo(v string, allowed []string) (Repo, error) {
 		return bad("is not owner/name", repoFix)
 	}
 	for _, s := range segs {
-		if len(s) > maxRepoSegment || !repoSegment.MatchString(s) {
+		if len(s) > maxRepoSegment || !isRepoSegment(s) {
 			return bad("is not a valid owner/name", repoSegmentFix)
 		}
 		if tokenLike.MatchString(s) {

@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -48,5 +49,37 @@ func TestClonePathIsPerHostOwnerAndName(t *testing.T) {
 	}
 	if a.ClonePath() != c.ClonePath() {
 		t.Errorf("a change of case only moves the clone: %s, %s", a.ClonePath(), c.ClonePath())
+	}
+}
+
+// TestRepoCharacterRulesMatchTheirPatterns: the hand-written checks accept
+// exactly what the patterns they replace accept, on every string of up to
+// five characters over an alphabet of each class's edges.
+func TestRepoCharacterRulesMatchTheirPatterns(t *testing.T) {
+	rules := []struct {
+		name    string
+		pattern *regexp.Regexp
+		check   func(string) bool
+	}{
+		{"isRepoSegment", regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`), isRepoSegment},
+		{"hasRemoteHelper", regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*::`), hasRemoteHelper},
+	}
+	const alphabet = "aZ09_.-+:/@ \x80"
+	var all func(prefix string, n int, visit func(string))
+	all = func(prefix string, n int, visit func(string)) {
+		visit(prefix)
+		if n == 0 {
+			return
+		}
+		for i := range len(alphabet) {
+			all(prefix+alphabet[i:i+1], n-1, visit)
+		}
+	}
+	for _, r := range rules {
+		all("", 5, func(s string) {
+			if got, want := r.check(s), r.pattern.MatchString(s); got != want {
+				t.Errorf("%s(%q) = %v, the pattern says %v", r.name, s, got, want)
+			}
+		})
 	}
 }

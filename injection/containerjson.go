@@ -67,23 +67,8 @@ func writeContainer(buf *jsonBuffer, c *corev1.Container) error {
 	}
 	buf.WriteByte('}')
 	if len(c.VolumeMounts) > 0 {
-		buf.WriteString(`,"volumeMounts":[`)
-		for i, m := range c.VolumeMounts {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			buf.WriteString(`{"name":`)
-			writeString(buf, m.Name)
-			if m.ReadOnly {
-				buf.WriteString(`,"readOnly":true`)
-			}
-			buf.WriteString(`,"mountPath":`)
-			writeString(buf, m.MountPath)
-			writeStringField(buf, "subPath", m.SubPath)
-			writeStringField(buf, "subPathExpr", m.SubPathExpr)
-			buf.WriteByte('}')
-		}
-		buf.WriteByte(']')
+		buf.WriteString(`,"volumeMounts":`)
+		writeVolumeMounts(buf, c.VolumeMounts)
 	}
 	writeStringField(buf, "terminationMessagePath", c.TerminationMessagePath)
 	writeStringField(buf, "terminationMessagePolicy", string(c.TerminationMessagePolicy))
@@ -114,14 +99,50 @@ func plainContainer(c *corev1.Container) bool {
 			return false
 		}
 	}
-	for _, m := range c.VolumeMounts {
-		// As plainEnvVar: what the writer does not write must be unset.
+	return plainVolumeMounts(c.VolumeMounts)
+}
+
+// plainVolumeMounts tells whether writeVolumeMount writes every field of
+// each mount: a name, read-only, a path and a sub-path. As plainEnvVar:
+// what the writer does not write must be unset.
+func plainVolumeMounts(ms []corev1.VolumeMount) bool {
+	for _, m := range ms {
 		m.Name, m.ReadOnly, m.MountPath, m.SubPath, m.SubPathExpr = "", false, "", "", ""
 		if !reflect.DeepEqual(m, corev1.VolumeMount{}) {
 			return false
 		}
 	}
 	return true
+}
+
+// writeVolumeMounts writes a list of plain mounts (plainVolumeMounts).
+func writeVolumeMounts(buf *jsonBuffer, ms []corev1.VolumeMount) {
+	if ms == nil {
+		buf.WriteString("null")
+		return
+	}
+	buf.WriteByte('[')
+	for i := range ms {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		writeVolumeMount(buf, &ms[i])
+	}
+	buf.WriteByte(']')
+}
+
+// writeVolumeMount writes a plain mount.
+func writeVolumeMount(buf *jsonBuffer, m *corev1.VolumeMount) {
+	buf.WriteString(`{"name":`)
+	writeString(buf, m.Name)
+	if m.ReadOnly {
+		buf.WriteString(`,"readOnly":true`)
+	}
+	buf.WriteString(`,"mountPath":`)
+	writeString(buf, m.MountPath)
+	writeStringField(buf, "subPath", m.SubPath)
+	writeStringField(buf, "subPathExpr", m.SubPathExpr)
+	buf.WriteByte('}')
 }
 
 // writeStringField writes `,"name":value` unless value is empty

@@ -58,11 +58,11 @@ func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage,
 		}
 		return 1
 	})
-	return true, patchMatched(ops, path, len(in.items), len(out.items), matched, func(y int) any { return out.items[y] }, func(at func() string, x, y int) error {
-		if reflect.DeepEqual(in.items[x], out.items[y]) {
+	return true, patchMatched(ops, path, len(in.items), len(out.items), matched, func(y int) any { return out.items[y] }, func(at func() string, m match) error {
+		if m.unchanged {
 			return nil // no path to build for an item the injection left as it was
 		}
-		return patchValue(ops, at(), items[x], in.items[x], out.items[y])
+		return patchValue(ops, at(), items[m.x], in.items[m.x], out.items[m.y])
 	})
 }
 

@@ -68,15 +68,13 @@ func createPatch(raw []byte, in, out *appsv1.Deployment) ([]jsonpatch.Operation,
 }
 
 // patchValue appends the operations that turn rawField, the request's
-// JSON at path (typed: before), into after. reflect.DeepEqual is a cheap
-// first answer; values it tells apart may still be equal to the API (a nil
-// and an empty list, a Quantity spelled two ways), which the cases below
-// check. A value present on both sides is diffed on the typed values where
-// it can be (typedDiff), else by the generic JSON diff.
+// JSON at path (typed: before), into after. Its callers have found before
+// and after different by reflect.DeepEqual, a cheap first answer; values
+// it tells apart may still be equal to the API (a nil and an empty list, a
+// Quantity spelled two ways), which the cases below check. A value present
+// on both sides is diffed on the typed values where it can be (typedDiff),
+// else by the generic JSON diff.
 func patchValue(ops *[]jsonpatch.Operation, path string, rawField json.RawMessage, before, after any) error {
-	if reflect.DeepEqual(before, after) {
-		return nil
-	}
 	present := len(rawField) > 0 && string(rawField) != "null"
 	switch {
 	case !present && omitted(after):
@@ -208,29 +206,31 @@ func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
 		}
 		return 1
 	})
-	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(at func() string, x, y int) error {
-		diff(ops, at(), r[x], i[x], o[y])
+	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(at func() string, m match) error {
+		if !m.unchanged {
+			diff(ops, at(), r[m.x], i[m.x], o[m.y])
+		}
 		return nil
 	})
 }
 
 // patchMatched appends the operations that turn a list of n items into one
-// of m, given the matched index pairs: unmatched items are removed or
-// added (the value of the y-th new item is add(y)), matched ones are left
-// to same, which asks at for their position's path only when it patches.
-func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][2]int, add func(y int) any, same func(at func() string, x, y int) error) error {
+// of m, given the matched items: unmatched items are removed or added (the
+// value of the y-th new item is add(y)), matched ones are left to same,
+// which asks at for their position's path only when it patches.
+func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched []match, add func(y int) any, same func(at func() string, m match) error) error {
 	pos, x, y := 0, 0, 0
 	at := func() string { return path + "/" + strconv.Itoa(pos) }
-	for _, pair := range append(matched, [2]int{n, m}) {
-		for ; x < pair[0]; x++ {
+	for _, next := range append(matched, match{x: n, y: m}) {
+		for ; x < next.x; x++ {
 			*ops = append(*ops, jsonpatch.NewOperation("remove", at(), nil))
 		}
-		for ; y < pair[1]; y++ {
+		for ; y < next.y; y++ {
 			*ops = append(*ops, jsonpatch.NewOperation("add", at(), add(y)))
 			pos++
 		}
 		if x < n {
-			if err := same(at, x, y); err != nil {
+			if err := same(at, next); err != nil {
 				return err
 			}
 			pos, x, y = pos+1, x+1, y+1
@@ -239,12 +239,19 @@ func patchMatched(ops *[]jsonpatch.Operation, path string, n, m int, matched [][
 	return nil
 }
 
-// lcs returns the index pairs of a heaviest common subsequence of two
+// match is a pair of matched list items: the x-th of the old list is the
+// y-th of the new one, unchanged or not.
+type match struct {
+	x, y      int
+	unchanged bool
+}
+
+// lcs returns the matched items of a heaviest common subsequence of two
 // lists of n and m items; weight(x, y) is 0 for items that are not the
 // same, 1 for the same item changed, 2 for an unchanged one: so that when
 // items move, the ones the injection did not touch keep their place (and
 // their unknown fields).
-func lcs(n, m int, weight func(x, y int) int) [][2]int {
+func lcs(n, m int, weight func(x, y int) int) []match {
 	// Three allocations, whatever the lists' lengths.
 	cells := make([]int, (n+1)*(m+1)+n*m)
 	table, weights := make([][]int, n+1), make([][]int, n)
@@ -263,11 +270,11 @@ func lcs(n, m int, weight func(x, y int) int) [][2]int {
 			}
 		}
 	}
-	var pairs [][2]int
+	var pairs []match
 	for x, y := 0, 0; x < n && y < m; {
 		switch w := weights[x][y]; {
 		case w > 0 && table[x][y] == w+table[x+1][y+1]:
-			pairs = append(pairs, [2]int{x, y})
+			pairs = append(pairs, match{x: x, y: y, unchanged: w == 2})
 			x, y = x+1, y+1
 		case table[x+1][y] >= table[x][y+1]:
 			x++

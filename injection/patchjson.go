@@ -72,6 +72,19 @@ func writeValue(buf *jsonBuffer, v any) error {
 	case corev1.ResourceList:
 		writeResourceList(buf, v)
 		return nil
+	case resource.Quantity:
+		writeString(buf, v.String()) // as its MarshalJSON writes it
+		return nil
+	case *corev1.VolumeMount:
+		if plainVolumeMounts([]corev1.VolumeMount{*v}) {
+			writeVolumeMount(buf, v)
+			return nil
+		}
+	case []corev1.VolumeMount:
+		if plainVolumeMounts(v) {
+			writeVolumeMounts(buf, v)
+			return nil
+		}
 	case []corev1.Container:
 		return writeContainers(buf, v)
 	case *corev1.Container:

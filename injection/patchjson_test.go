@@ -82,6 +82,12 @@ func TestWriteValueMatchesMarshal(t *testing.T) {
 		corev1.ResourceList{"memory": resource.MustParse("1Gi"), "cpu": resource.MustParse("100m"), "b<&>": resource.MustParse("1.5"), "a": resource.MustParse("1e3"), "z": resource.MustParse("0.1Gi")},
 	)
 	values = append(values, []corev1.Container(nil), []corev1.Container{}, &corev1.Container{}, &corev1.Container{Name: "x", Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{}}})
+	values = append(values, []corev1.VolumeMount(nil), []corev1.VolumeMount{}, &corev1.VolumeMount{}, &corev1.VolumeMount{Name: "a<b", MountPath: "/\u00e9", ReadOnly: true})
+	for _, q := range []string{"0", "1Gi", "100m", "1.5", "1e3", "0.1Gi", "-2", "1024Mi", "9223372036854775807"} {
+		parsed := resource.MustParse(q)
+		values = append(values, parsed, *resource.NewQuantity(parsed.Value(), resource.BinarySI))
+	}
+	values = append(values, resource.Quantity{})
 	for _, in := range injectiontest.GoldenCases(t) {
 		out, _, err := Mutate(in, nil, testSettings())
 		if err != nil {
@@ -117,7 +123,10 @@ func TestWriteValueMatchesMarshal(t *testing.T) {
 					} {
 						edited := cs[i].DeepCopy()
 						edit(edited)
-						values = append(values, edited)
+						values = append(values, edited, edited.VolumeMounts)
+						for m := range edited.VolumeMounts {
+							values = append(values, &edited.VolumeMounts[m])
+						}
 					}
 				}
 			}
