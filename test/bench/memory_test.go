@@ -33,14 +33,14 @@ func BenchmarkServerMemory(b *testing.B) {
 				p.waitReconciled(b, workspaces)
 			}
 			time.Sleep(time.Second) // settled
-			rss, _ := p.memory(b)
+			idleNow := p.memory(b)
 			p.waitUp(b, body)
 			sent, done := openLoop(p.url, body, rate, concurrency, d)
-			_, hwm := p.memory(b)
+			hwm := p.memory(b).peak
 			p.stop()
-			idle[name], peak[name] = append(idle[name], rss), append(peak[name], hwm)
-			fmt.Printf("round %d %-24s idle RSS %.1f MiB; %d reviews/s for %v (%d answered): peak RSS %.1f MiB\n",
-				round, name, mib(rss), rate, d, done, mib(hwm))
+			idle[name], peak[name] = append(idle[name], idleNow.rss), append(peak[name], hwm)
+			fmt.Printf("round %d %-24s idle RSS %.1f MiB (anonymous %.1f, file-backed %.1f); %d reviews/s for %v (%d answered): peak RSS %.1f MiB\n",
+				round, name, mib(idleNow.rss), mib(idleNow.anon), mib(idleNow.file), rate, d, done, mib(hwm))
 			if done < sent*9/10 {
 				fmt.Printf("round %d %-24s answered %d of %d reviews: below the rate, its peak is not comparable\n", round, name, done, sent)
 			}

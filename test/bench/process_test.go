@@ -150,18 +150,25 @@ func reconciled(metricsURL string) (float64, error) {
 	return total, nil
 }
 
-// memory reads the process's resident memory now (VmRSS) and its
-// high-water mark (VmHWM), in bytes, from /proc.
-func (p *serverProcess) memory(b *testing.B) (rss, peak int64) {
+// memoryStatus is a process's resident memory now (VmRSS, split into
+// RssAnon, the heap and stacks, and RssFile, mostly the binary's pages)
+// and its peak so far (VmHWM).
+type memoryStatus struct {
+	rss, anon, file, peak int64
+}
+
+// memory reads the process's memoryStatus from /proc.
+func (p *serverProcess) memory(b *testing.B) memoryStatus {
 	b.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
+	var m memoryStatus
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		for key, into := range map[string]*int64{"VmRSS:": &rss, "VmHWM:": &peak} {
+		for key, into := range map[string]*int64{"VmRSS:": &m.rss, "RssAnon:": &m.anon, "RssFile:": &m.file, "VmHWM:": &m.peak} {
 			if v, ok := strings.CutPrefix(s.Text(), key); ok {
 				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 				if err != nil {
@@ -171,10 +178,10 @@ func (p *serverProcess) memory(b *testing.B) (rss, peak int64) {
 			}
 		}
 	}
-	if rss == 0 || peak == 0 {
-		b.Fatalf("no VmRSS or VmHWM for %s", p.name)
+	if m.rss == 0 || m.anon == 0 || m.file == 0 || m.peak == 0 {
+		b.Fatalf("no VmRSS, RssAnon, RssFile or VmHWM for %s", p.name)
 	}
-	return rss, peak
+	return m
 }
 
 // envInt is the environment variable name as a positive number, else def.
