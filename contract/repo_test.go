@@ -54,7 +54,9 @@ func TestClonePathIsPerHostOwnerAndName(t *testing.T) {
 
 // TestRepoCharacterRulesMatchTheirPatterns: the hand-written checks accept
 // exactly what the patterns they replace accept, on every string of up to
-// five characters over an alphabet of each class's edges.
+// five characters over an alphabet of each class's edges and the bytes
+// just outside them ('@' '[' '`' '{' '/' ':'), so an off-by-one in a range
+// fails.
 func TestRepoCharacterRulesMatchTheirPatterns(t *testing.T) {
 	rules := []struct {
 		name    string
@@ -64,7 +66,7 @@ func TestRepoCharacterRulesMatchTheirPatterns(t *testing.T) {
 		{"isRepoSegment", regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`), isRepoSegment},
 		{"hasRemoteHelper", regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*::`), hasRemoteHelper},
 	}
-	const alphabet = "aZ09_.-+:/@ \x80"
+	const alphabet = "aAzZ09@[`{/:_.-+ \x80"
 	var all func(prefix string, n int, visit func(string))
 	all = func(prefix string, n int, visit func(string)) {
 		visit(prefix)
