@@ -45,29 +45,23 @@ const maxRepoSegment = 100
 var scpLike = regexp.MustCompile(`^[^/]+@[^/:]+:`)
 
 // isRepoSegment reports whether s matches ^[A-Za-z0-9_][A-Za-z0-9_.-]*$,
-// an owner or repository name as GitHub allows them. A loop, not a
-// regular expression: every review of a workspace checks two.
+// an owner or repository name as GitHub allows them. Loops, not regular
+// expressions: every review of a workspace checks two.
 func isRepoSegment(s string) bool {
-	if s == "" || s[0] == '.' || s[0] == '-' {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; !isASCIIAlnum(c) && c != '_' && c != '.' && c != '-' {
-			return false
-		}
-	}
-	return true
+	return s != "" && s[0] != '.' && s[0] != '-' && onlyBytes(s, func(c byte) bool { return isASCIIAlnum(c) || c == '_' || c == '.' || c == '-' })
 }
 
 // hasRemoteHelper reports whether v starts like ^[A-Za-z][A-Za-z0-9+.-]*::,
 // git's <transport>::<address> syntax for a remote helper.
 func hasRemoteHelper(v string) bool {
 	scheme, _, found := strings.Cut(v, "::")
-	if !found || scheme == "" || !isASCIIAlnum(scheme[0]) || scheme[0] <= '9' {
-		return false
-	}
-	for i := range len(scheme) {
-		if c := scheme[i]; !isASCIIAlnum(c) && c != '+' && c != '.' && c != '-' {
+	return found && scheme != "" && isASCIIAlnum(scheme[0]) && scheme[0] > '9' &&
+		onlyBytes(scheme, func(c byte) bool { return isASCIIAlnum(c) || c == '+' || c == '.' || c == '-' })
+}
+
+func onlyBytes(s string, ok func(byte) bool) bool {
+	for i := range len(s) {
+		if !ok(s[i]) {
 			return false
 		}
 	}

@@ -65,7 +65,7 @@ func writeValue(buf *jsonBuffer, v any) error {
 		writeString(buf, v)
 		return nil
 	case *corev1.EnvVar:
-		if plainEnvVar(v) {
+		if v != nil && plainEnvVar(v) {
 			writeEnvVar(buf, v)
 			return nil
 		}
@@ -76,7 +76,7 @@ func writeValue(buf *jsonBuffer, v any) error {
 		writeString(buf, v.String()) // as its MarshalJSON writes it
 		return nil
 	case *corev1.VolumeMount:
-		if plainVolumeMounts([]corev1.VolumeMount{*v}) {
+		if v != nil && plainVolumeMounts([]corev1.VolumeMount{*v}) {
 			writeVolumeMount(buf, v)
 			return nil
 		}
@@ -88,7 +88,9 @@ func writeValue(buf *jsonBuffer, v any) error {
 	case []corev1.Container:
 		return writeContainers(buf, v)
 	case *corev1.Container:
-		return writeContainer(buf, v)
+		if v != nil {
+			return writeContainer(buf, v)
+		}
 	}
 	return buf.encode(v)
 }

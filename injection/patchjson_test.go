@@ -87,7 +87,7 @@ func TestWriteValueMatchesMarshal(t *testing.T) {
 		parsed := resource.MustParse(q)
 		values = append(values, parsed, *resource.NewQuantity(parsed.Value(), resource.BinarySI))
 	}
-	values = append(values, resource.Quantity{})
+	values = append(values, resource.Quantity{}, (*corev1.EnvVar)(nil), (*corev1.Container)(nil), (*corev1.VolumeMount)(nil)) // encoding/json: null
 	for _, in := range injectiontest.GoldenCases(t) {
 		out, _, err := Mutate(in, nil, testSettings())
 		if err != nil {

@@ -29,6 +29,7 @@ func BenchmarkServerMemory(b *testing.B) {
 	for round := 1; round <= rounds; round++ {
 		for _, name := range []string{ours, patchEcho} {
 			p := servers.start(b, name)
+			p.waitListening(b)
 			if name == ours {
 				p.waitReconciled(b, workspaces)
 			}
@@ -50,7 +51,11 @@ func BenchmarkServerMemory(b *testing.B) {
 	// this binary: it holds no workspace, no informer and no manager.
 	const idleTarget = 32 << 20
 	idleMax, echoIdleMax := slicesMax(idle[ours]), slicesMax(idle[patchEcho])
-	fmt.Printf("idle RSS of the patch-echo server (the same binary, no manager): %.1f MiB at most over %d rounds\n", mib(echoIdleMax), rounds)
+	binary := "the same binary"
+	if servers.injector != servers.baselines {
+		binary = "not ours: BENCH_INJECTOR_BINARY is set"
+	}
+	fmt.Printf("idle RSS of the patch-echo server (%s, no manager): %.1f MiB at most over %d rounds\n", binary, mib(echoIdleMax), rounds)
 	fmt.Printf("idle RSS with %d workspaces: %.1f MiB at most over %d rounds, %.1f MiB above the patch-echo server's (target <= 32 MiB): %s\n",
 		workspaces, mib(idleMax), rounds, mib(idleMax-echoIdleMax), verdict(idleMax <= idleTarget))
 	ratio := float64(slicesMax(peak[ours])) / float64(slicesMax(peak[patchEcho]))

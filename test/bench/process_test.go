@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +39,7 @@ const (
 func serverBinaries(b *testing.B, root string) (injector, baselines string) {
 	b.Helper()
 	baselines = filepath.Join(b.TempDir(), "opencode-injector")
-	// As `make build` builds the image's binary (and the tag): its pages
+	// As `make build` builds the image's binary, plus the tag: its pages
 	// are part of the resident memory measured.
 	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "benchbaseline", "-o", baselines, "./cmd/opencode-injector")
 	build.Dir, build.Stderr, build.Env = root, os.Stderr, append(os.Environ(), "CGO_ENABLED=0")
@@ -108,6 +110,29 @@ func (p *serverProcess) waitUp(b *testing.B, body []byte) {
 			p.stop()
 			b.Fatalf("%s: no answer from %s\n%s", p.name, p.url, p.cmd.Stderr)
 		}
+	}
+}
+
+// waitListening waits until the server accepts connections, without
+// sending it anything: its idle memory is read before its first review.
+func (p *serverProcess) waitListening(b *testing.B) {
+	b.Helper()
+	u, err := url.Parse(p.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", u.Host, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			b.Fatalf("%s: not listening on %s: %v\n%s", p.name, u.Host, err, p.cmd.Stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
