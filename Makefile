@@ -64,7 +64,9 @@ demo-keep:
 # (admission.Webhook ServeHTTP) vs decode-and-allow, each ratio printed with
 # its target and "met" or "missed" (`make test` bounds its allocations),
 # the server over TLS at concurrency 16 vs a decode-and-allow and a
-# patch-echo server (our exact patch, computed once), its idle RSS with 200
+# patch-echo server (our exact patch, computed once; both are the
+# bench-baseline command of the same binary, built with the benchbaseline
+# tag), its idle RSS with 200
 # workspaces and its peak at a fixed rate vs the patch-echo server's, and
 # Deployment creates on a real API server with no webhook, a minimal one, a
 # patch-echo one and ours, with the API server's own webhook call time and
