@@ -57,7 +57,7 @@ func diffNamedList(ops *[]jsonpatch.Operation, path string, raw json.RawMessage,
 			return 2
 		}
 		return 1
-	})
+	}, func(x int) string { return in.names[x] }, func(y int) string { return out.names[y] })
 	return true, patchMatched(ops, path, len(in.items), len(out.items), matched, func(y int) any { return out.items[y] }, func(at func() string, m match) error {
 		if m.unchanged {
 			return nil // no path to build for an item the injection left as it was

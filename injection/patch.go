@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -205,7 +206,7 @@ func diffLists(ops *[]jsonpatch.Operation, path string, r, i, o []any) {
 			return 2
 		}
 		return 1
-	})
+	}, itemKey(i), itemKey(o))
 	patchMatched(ops, path, len(i), len(o), matched, func(y int) any { return o[y] }, func(at func() string, m match) error {
 		if !m.unchanged {
 			diff(ops, at(), r[m.x], i[m.x], o[m.y])
@@ -250,8 +251,50 @@ type match struct {
 // lists of n and m items; weight(x, y) is 0 for items that are not the
 // same, 1 for the same item changed, 2 for an unchanged one: so that when
 // items move, the ones the injection did not touch keep their place (and
-// their unknown fields).
-func lcs(n, m int, weight func(x, y int) int) []match {
+// their unknown fields). inKey and outKey are the items' names, which only
+// lists too long for the table are matched by.
+//
+// Unchanged items at both ends are matched as they are, without a table:
+// some heaviest subsequence holds them (2 is the highest weight), and the
+// table's backtrack takes the leading ones itself. So a long list costs a
+// table only around what the injection changed, and the table is bounded
+// (maxTableCells): a request of a few hundred kilobytes with tens of
+// thousands of env entries would otherwise cost the webhook seconds and
+// gigabytes.
+func lcs(n, m int, weight func(x, y int) int, inKey, outKey func(int) string) []match {
+	lo := 0
+	for lo < n && lo < m && weight(lo, lo) == 2 {
+		lo++
+	}
+	hi := 0
+	for lo+hi < n && lo+hi < m && weight(n-1-hi, m-1-hi) == 2 {
+		hi++
+	}
+	pairs := make([]match, 0, min(n, m))
+	for i := range lo {
+		pairs = append(pairs, match{x: i, y: i, unchanged: true})
+	}
+	if mid := (n - lo - hi) * (m - lo - hi); mid <= maxTableCells {
+		pairs = lcsTable(pairs, lo, n-lo-hi, m-lo-hi, weight)
+	} else {
+		pairs = lcsUnique(pairs, lo, n-lo-hi, m-lo-hi, weight, inKey, outKey)
+	}
+	for i := range hi {
+		pairs = append(pairs, match{x: n - hi + i, y: m - hi + i, unchanged: true})
+	}
+	return pairs
+}
+
+// maxTableCells bounds lcsTable's work and memory (about 1 MiB).
+const maxTableCells = 1 << 16
+
+// lcsTable appends to pairs the matches of a heaviest common subsequence
+// of the n and m items that start at off in both lists, by dynamic
+// programming over every pair.
+func lcsTable(pairs []match, off, n, m int, weight func(x, y int) int) []match {
+	if n == 0 || m == 0 {
+		return pairs
+	}
 	// Three allocations, whatever the lists' lengths.
 	cells := make([]int, (n+1)*(m+1)+n*m)
 	table, weights := make([][]int, n+1), make([][]int, n)
@@ -263,18 +306,17 @@ func lcs(n, m int, weight func(x, y int) int) []match {
 	}
 	for x := n - 1; x >= 0; x-- {
 		for y := m - 1; y >= 0; y-- {
-			weights[x][y] = weight(x, y)
+			weights[x][y] = weight(off+x, off+y)
 			table[x][y] = max(table[x+1][y], table[x][y+1])
 			if w := weights[x][y]; w > 0 {
 				table[x][y] = max(table[x][y], w+table[x+1][y+1])
 			}
 		}
 	}
-	var pairs []match
 	for x, y := 0, 0; x < n && y < m; {
 		switch w := weights[x][y]; {
 		case w > 0 && table[x][y] == w+table[x+1][y+1]:
-			pairs = append(pairs, match{x: x, y: y, unchanged: w == 2})
+			pairs = append(pairs, match{x: off + x, y: off + y, unchanged: w == 2})
 			x, y = x+1, y+1
 		case table[x+1][y] >= table[x][y+1]:
 			x++
@@ -282,6 +324,63 @@ func lcs(n, m int, weight func(x, y int) int) []match {
 			y++
 		}
 	}
+	return pairs
+}
+
+// lcsUnique appends to pairs a heaviest common subsequence of the n and m
+// items that start at off in both lists, lists too long for lcsTable, in
+// O(n log m): among the pairs of an old item and the new item of its name
+// when that name occurs once in the new list, a heaviest run increasing on
+// both sides (a Fenwick tree over the new positions holds the best run
+// ending before each). Other items are not matched: they are removed and
+// added, a correct patch, only a longer one.
+func lcsUnique(pairs []match, off, n, m int, weight func(x, y int) int, inKey, outKey func(int) string) []match {
+	type seen struct{ count, at int }
+	names := map[string]seen{} // where each name is in the new list
+	for y := off; y < off+m; y++ {
+		names[outKey(y)] = seen{count: names[outKey(y)].count + 1, at: y}
+	}
+	type run struct{ weight, last int } // a run's weight and its last candidate (-1: none)
+	var cands []match
+	var prev []int
+	tree := make([]run, m+1) // 1-based over the new positions
+	for i := range tree {
+		tree[i].last = -1
+	}
+	for x := off; x < off+n; x++ {
+		s := names[inKey(x)]
+		if inKey(x) == "" || s.count != 1 {
+			continue
+		}
+		w := weight(x, s.at)
+		if w == 0 {
+			continue
+		}
+		best := run{last: -1}
+		for q := s.at - off; q > 0; q -= q & -q { // runs ending before s.at
+			if tree[q].weight > best.weight {
+				best = tree[q]
+			}
+		}
+		cands, prev = append(cands, match{x: x, y: s.at, unchanged: w == 2}), append(prev, best.last)
+		mine := run{weight: best.weight + w, last: len(cands) - 1}
+		for q := s.at - off + 1; q <= m; q += q & -q {
+			if mine.weight > tree[q].weight {
+				tree[q] = mine
+			}
+		}
+	}
+	top := run{last: -1}
+	for q := m; q > 0; q -= q & -q {
+		if tree[q].weight > top.weight {
+			top = tree[q]
+		}
+	}
+	start := len(pairs)
+	for i := top.last; i >= 0; i = prev[i] {
+		pairs = append(pairs, cands[i])
+	}
+	slices.Reverse(pairs[start:])
 	return pairs
 }
 
@@ -294,6 +393,14 @@ func sameItem(a, b any) bool {
 		return an == bn
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// itemKey is the names of a generic list's items ("" for an item without one).
+func itemKey(items []any) func(int) string {
+	return func(i int) string {
+		name, _ := itemName(items[i])
+		return name
+	}
 }
 
 func itemName(v any) (string, bool) {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -210,5 +213,60 @@ func TestMalformedAdmissionReviews(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(admissionmetrics.WebhookPanics) - panics; got != 0 {
 		t.Errorf("%v panics in the handlers", got)
+	}
+}
+
+// TestLongListsCostLinearMemory: a labeled Deployment whose container
+// carries tens of thousands of env entries (a request of a few hundred
+// kilobytes, far below the API server's limit) is patched correctly with
+// memory in proportion to the request. The list diff once built a table
+// of every pair of entries: 16,000 entries cost 3.9 GB and 23 s, enough
+// for one request to have the webhook killed.
+func TestLongListsCostLinearMemory(t *testing.T) {
+	h := newHandler()
+	name := func(first string, i int) string {
+		if i == 0 {
+			return first
+		}
+		return fmt.Sprintf("E%d", i)
+	}
+	for _, tc := range []struct {
+		name    string
+		entries int
+		env     func(i int) corev1.EnvVar
+	}{
+		{"distinct names", 20000, func(i int) corev1.EnvVar { return corev1.EnvVar{Name: name("E0", i), Value: "v"} }},
+		{"the first one is the injection's", 20000, func(i int) corev1.EnvVar { return corev1.EnvVar{Name: name("HOME", i), Value: "v"} }},
+		// Not matched by name (there is no telling which SAME is which):
+		// the patch rewrites them all, in proportion still.
+		{"one name, and the injection's first", 5000, func(i int) corev1.EnvVar {
+			return corev1.EnvVar{Name: map[bool]string{true: "HOME", false: "SAME"}[i == 0], Value: fmt.Sprint(i)}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := injectiontest.GoldenCases(t)["app-template-flux"].DeepCopy()
+			c := &in.Spec.Template.Spec.Containers[0]
+			c.Env = nil
+			for i := range tc.entries {
+				c.Env = append(c.Env, tc.env(i))
+			}
+			want, _ := mustInject(t, in)
+			raw := injectiontest.MustJSON(t, in)
+			var before, after goruntime.MemStats
+			goruntime.ReadMemStats(&before)
+			resp := h.Handle(context.Background(), request(admissionv1.Create, raw, nil))
+			goruntime.ReadMemStats(&after)
+			if !resp.Allowed {
+				t.Fatalf("denied: %s", resp.Result.Message)
+			}
+			// A generous bound: the table of every pair took thousands of
+			// times the request.
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
+				t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
+			}
+			if got := injectiontest.Decode(t, applyResponse(t, raw, resp)); !equality.Semantic.DeepEqual(want, got) {
+				t.Error("the patched request differs from Mutate's output")
+			}
+		})
 	}
 }
