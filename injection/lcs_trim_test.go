@@ -65,16 +65,7 @@ func TestLCSTrimmedIsAsHeavyAsTheTable(t *testing.T) {
 			return 1
 		}
 		key := func(l []item) func(int) string { return func(i int) string { return strconv.Itoa(l[i].name) } }
-		total := func(pairs []match) int {
-			sum := 0
-			for i, p := range pairs {
-				if w := weight(p.x, p.y); w == 0 || (w == 2) != p.unchanged || i > 0 && (p.x <= pairs[i-1].x || p.y <= pairs[i-1].y) {
-					t.Fatalf("%v to %v: invalid match %+v in %+v", old, new, p, pairs)
-				}
-				sum += weight(p.x, p.y)
-			}
-			return sum
-		}
+		total := func(pairs []match) int { return matchedWeight(t, old, new, pairs, weight) }
 		table := lcsTable(nil, 0, len(old), len(new), weight)
 		got := lcs(len(old), len(new), weight, key(old), key(new))
 		if total(got) != total(table) || len(got) != len(table) {
@@ -110,20 +101,27 @@ func TestLCSTrimmedIsAsHeavyAsTheTable(t *testing.T) {
 			return 2
 		}
 		key := func(l []int) func(int) string { return func(i int) string { return strconv.Itoa(l[i]) } }
-		sum := func(pairs []match) (s int) {
-			for i, p := range pairs {
-				if weight(p.x, p.y) == 0 || i > 0 && (p.x <= pairs[i-1].x || p.y <= pairs[i-1].y) {
-					t.Fatalf("%v to %v: invalid match %+v in %+v", old, new, p, pairs)
-				}
-				s += weight(p.x, p.y)
-			}
-			return s
-		}
+		sum := func(pairs []match) int { return matchedWeight(t, old, new, pairs, weight) }
 		table := lcsTable(nil, off, n, len(new)-off, weight)
 		if got := lcsUnique(nil, off, n, len(new)-off, weight, key(old), key(new)); sum(got) != sum(table) {
 			t.Fatalf("%v to %v past %d: lcsUnique's run %+v weighs %d, the table's %+v %d", old, new, off, got, sum(got), table, sum(table))
 		}
 	}
+}
+
+// matchedWeight is the total weight of the matched pairs of old and new,
+// failing t when they are not a valid matching: pairs of the same items,
+// marked unchanged when they weigh 2, increasing on both sides.
+func matchedWeight(t *testing.T, old, new any, pairs []match, weight func(x, y int) int) int {
+	t.Helper()
+	sum := 0
+	for i, p := range pairs {
+		if w := weight(p.x, p.y); w == 0 || (w == 2) != p.unchanged || i > 0 && (p.x <= pairs[i-1].x || p.y <= pairs[i-1].y) {
+			t.Fatalf("%v to %v: invalid match %+v in %+v", old, new, p, pairs)
+		}
+		sum += weight(p.x, p.y)
+	}
+	return sum
 }
 
 // A list longer than the table allows, whose items share one name, is
