@@ -83,16 +83,7 @@ func TestLCSUniqueIsAsHeavyAsTheTable(t *testing.T) {
 			return 2
 		}
 		key := func(l []string) func(int) string { return func(i int) string { return l[i] } }
-		total := func(pairs []match) int {
-			sum := 0
-			for i, p := range pairs {
-				if w := weight(p.x, p.y); w == 0 || (w == 2) != p.unchanged || i > 0 && (p.x <= pairs[i-1].x || p.y <= pairs[i-1].y) {
-					t.Fatalf("%v to %v: invalid match %+v in %+v", old, new, p, pairs)
-				}
-				sum += weight(p.x, p.y)
-			}
-			return sum
-		}
+		total := func(pairs []match) int { return matchedWeight(t, old, new, pairs, weight) }
 		table := total(lcsTable(nil, 0, len(old), len(new), weight))
 		if got := total(lcsUnique(nil, 0, len(old), len(new), weight, key(old), key(new))); unique && got != table {
 			t.Fatalf("%v to %v (changed %v): lcsUnique's run weighs %d, the table's %d", old, new, changed, got, table)
