@@ -112,6 +112,9 @@ func unknownKeyWarning(k string) string {
 }
 
 func nearest(k string, candidates []string) string {
+	// A key the API server accepts is at most 317 characters (a 253-byte
+	// prefix, '/', a 63-byte name): longer is not worth comparing whole.
+	k = k[:min(len(k), 317)]
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		if d := levenshtein(k, c); bestDist < 0 || d < bestDist {
@@ -122,12 +125,11 @@ func nearest(k string, candidates []string) string {
 }
 
 func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
 		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
@@ -136,7 +138,7 @@ func levenshtein(a, b string) int {
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
-		prev = cur
+		prev, cur = cur, prev
 	}
 	return prev[len(b)]
 }

@@ -1,6 +1,7 @@
 package injection
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -133,5 +134,26 @@ func TestEnvEqualComparesOptional(t *testing.T) {
 	other.ValueFrom.SecretKeyRef.Key = "other"
 	if envEqual(ref(nil), other) {
 		t.Error("entries of different keys are equal")
+	}
+}
+
+// A record holding more env entries than an injection ever records is not
+// trusted: stripping it would compare each entry with every other. Its
+// items go by name, as a malformed record's do.
+func TestRecordWithTooManyEnvEntriesIsNotTrusted(t *testing.T) {
+	out, _, err := Mutate(injectiontest.ReadDeployment(t, injectiontest.FluxFixture), nil, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := parseRecord(out.Annotations[contract.AnnotationInjected], &out.Spec.Template.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(rec.Env) <= maxRecordedEnv {
+		rec.Env = append(rec.Env, replacedEnv{Index: len(rec.Env), EnvVar: corev1.EnvVar{Name: "GIT_CONFIG_KEY_7", Value: "v"}})
+	}
+	out.Annotations[contract.AnnotationInjected] = rec.encode()
+	if problem := RecordProblem(out); !strings.Contains(problem, fmt.Sprintf("%d env entries", maxRecordedEnv+1)) {
+		t.Errorf("record problem %q, want one naming its %d env entries", problem, maxRecordedEnv+1)
 	}
 }

@@ -131,6 +131,11 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	ps.Volumes = append(ps.Volumes, volumes(ws)...)
 	ps.InitContainers = append([]corev1.Container{seedContainer(ps, ci, ws, s, &rec)}, ps.InitContainers...)
 	injectContainer(&ps.Containers[ci], &rec, s)
+	if n := len(rec.Env); n > maxRecordedEnv {
+		return nil, warnings, fmt.Errorf("container %s has %d env entries whose names opencode-injector sets (HOME, XDG_*_HOME, %s, %s, GIT_CONFIG_COUNT, GIT_CONFIG_KEY_n, GIT_CONFIG_VALUE_n): "+
+			"the injection replaces them and keeps them to put back when it is removed, at most %d; remove the ones you do not need",
+			ws.Container, n, contract.EnvPassword, contract.EnvToken, maxRecordedEnv)
+	}
 	if _, w := clampSeedMemory(ws.SeedMemory); w != "" && fresh(contract.AnnotationSeedMemory) {
 		warnings = append(warnings, w)
 	}

@@ -329,17 +329,18 @@ func lcsTable(pairs []match, off, n, m int, weight func(x, y int) int) []match {
 
 // lcsUnique appends to pairs a heaviest common subsequence of the n and m
 // items that start at off in both lists, lists too long for lcsTable, in
-// O(n log m): among the pairs of an old item and the new item of its name
-// when that name occurs once in the new list, a heaviest run increasing on
-// both sides (a Fenwick tree over the new positions holds the best run
-// ending before each). Other items are not matched: they are removed and
-// added, a correct patch, only a longer one.
+// O(n log m): each old item is paired with the new item of the same name
+// and the same rank among the items of that name (the second SAME with the
+// second SAME), and of those pairs a heaviest run increasing on both sides
+// is kept (a Fenwick tree over the new positions holds the best run ending
+// before each). Other items are not matched: they are removed and added, a
+// correct patch, only a longer one. Equal names weigh at least 1.
 func lcsUnique(pairs []match, off, n, m int, weight func(x, y int) int, inKey, outKey func(int) string) []match {
-	type seen struct{ count, at int }
-	names := map[string]seen{} // where each name is in the new list
+	places := map[string][]int{} // each name's new positions, in order
 	for y := off; y < off+m; y++ {
-		names[outKey(y)] = seen{count: names[outKey(y)].count + 1, at: y}
+		places[outKey(y)] = append(places[outKey(y)], y)
 	}
+	rank := map[string]int{}            // how many old items of each name came before
 	type run struct{ weight, last int } // a run's weight and its last candidate (-1: none)
 	var cands []match
 	var prev []int
@@ -348,23 +349,23 @@ func lcsUnique(pairs []match, off, n, m int, weight func(x, y int) int, inKey, o
 		tree[i].last = -1
 	}
 	for x := off; x < off+n; x++ {
-		s := names[inKey(x)]
-		if inKey(x) == "" || s.count != 1 {
+		name := inKey(x)
+		r := rank[name]
+		rank[name] = r + 1
+		if name == "" || r >= len(places[name]) {
 			continue
 		}
-		w := weight(x, s.at)
-		if w == 0 {
-			continue
-		}
+		y := places[name][r]
+		w := weight(x, y)
 		best := run{last: -1}
-		for q := s.at - off; q > 0; q -= q & -q { // runs ending before s.at
+		for q := y - off; q > 0; q -= q & -q { // runs ending before y
 			if tree[q].weight > best.weight {
 				best = tree[q]
 			}
 		}
-		cands, prev = append(cands, match{x: x, y: s.at, unchanged: w == 2}), append(prev, best.last)
+		cands, prev = append(cands, match{x: x, y: y, unchanged: w == 2}), append(prev, best.last)
 		mine := run{weight: best.weight + w, last: len(cands) - 1}
-		for q := s.at - off + 1; q <= m; q += q & -q {
+		for q := y - off + 1; q <= m; q += q & -q {
 			if mine.weight > tree[q].weight {
 				tree[q] = mine
 			}

@@ -88,6 +88,20 @@ func (r record) encode() string {
 // record is completed from the container it names in ps, where v1 left what
 // it wrote unrecorded.
 func parseRecord(raw string, ps *corev1.PodSpec) (record, error) {
+	rec, err := decodeRecord(raw, ps)
+	if err == nil && len(rec.Env) > maxRecordedEnv {
+		return record{}, fmt.Errorf("it holds %d env entries, more than the %d an injection records", len(rec.Env), maxRecordedEnv)
+	}
+	return rec, err
+}
+
+// maxRecordedEnv bounds the user's env entries a record holds (those of
+// names the injection sets, put back when it is removed): a handful in
+// practice. The bound keeps stripping and warning in proportion to the
+// request; Mutate refuses a container that would need more.
+const maxRecordedEnv = 256
+
+func decodeRecord(raw string, ps *corev1.PodSpec) (record, error) {
 	var head struct {
 		Version string `json:"version"`
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -237,8 +238,7 @@ func TestLongListsCostLinearMemory(t *testing.T) {
 	}{
 		{"distinct names", 20000, func(i int) corev1.EnvVar { return corev1.EnvVar{Name: name("E0", i), Value: "v"} }},
 		{"the first one is the injection's", 20000, func(i int) corev1.EnvVar { return corev1.EnvVar{Name: name("HOME", i), Value: "v"} }},
-		// Not matched by name (there is no telling which SAME is which):
-		// the patch rewrites them all, in proportion still.
+		// Entries of one name are matched by rank: the n-th SAME with the n-th.
 		{"one name, and the injection's first", 5000, func(i int) corev1.EnvVar {
 			return corev1.EnvVar{Name: map[bool]string{true: "HOME", false: "SAME"}[i == 0], Value: fmt.Sprint(i)}
 		}},
@@ -268,5 +268,74 @@ func TestLongListsCostLinearMemory(t *testing.T) {
 				t.Error("the patched request differs from Mutate's output")
 			}
 		})
+	}
+}
+
+// TestLongRecordCostsLinearMemory: a workspace whose container has many
+// env entries of names the injection sets (GIT_CONFIG_KEY_n), beside
+// 20,000 others. Up to the 256 an injection records, it is injected and
+// injected again (a changed image: stripped, then injected) with memory in
+// proportion to the request; past them it is refused, as cheaply.
+// Comparing each recorded entry with every other was quadratic: a record
+// of 4,000 entries cost 736 MB for a 261 KB request.
+func TestLongRecordCostsLinearMemory(t *testing.T) {
+	for _, owned := range []int{250, 4000} {
+		t.Run(fmt.Sprint(owned), func(t *testing.T) {
+			in := injectiontest.GoldenCases(t)["app-template-flux"].DeepCopy()
+			c := &in.Spec.Template.Spec.Containers[0]
+			for i := range owned {
+				c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("GIT_CONFIG_KEY_%d", 100+i), Value: "v"})
+			}
+			for i := range 20000 {
+				c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("E%d", i), Value: "v"})
+			}
+			sent := in
+			want, _, err := injection.Mutate(in, nil, testSettings())
+			if err == nil {
+				sent = want.DeepCopy()
+				sent.Spec.Template.Spec.Containers[0].Image += "-new"
+				want, _ = mustInject(t, sent)
+			}
+			raw := injectiontest.MustJSON(t, sent)
+			var before, after goruntime.MemStats
+			goruntime.ReadMemStats(&before)
+			resp := newHandler().Handle(context.Background(), request(admissionv1.Create, raw, nil))
+			goruntime.ReadMemStats(&after)
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
+				t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
+			}
+			switch {
+			case owned > 256:
+				if resp.Allowed || !strings.Contains(resp.Result.Message, "env entries") || !strings.Contains(resp.Result.Message, "at most 256") {
+					t.Errorf("want a denial naming the env entries and the bound, got allowed=%v %q", resp.Allowed, resp.Result.Message)
+				}
+			case !resp.Allowed:
+				t.Fatalf("denied: %s", resp.Result.Message)
+			default:
+				if got := injectiontest.Decode(t, applyResponse(t, raw, resp)); !equality.Semantic.DeepEqual(want, got) {
+					t.Error("the patched request differs from Mutate's output")
+				}
+			}
+		})
+	}
+}
+
+// TestLongUnknownKeyCostsLittle: an unknown annotation under the prefix is
+// answered with the nearest contract key, compared on at most the length
+// of a key the API server accepts. Compared whole, a 100 KB key cost 253
+// MB (a row of the edit distance per byte, for each contract key).
+func TestLongUnknownKeyCostsLittle(t *testing.T) {
+	in := injectiontest.GoldenCases(t)["app-template-flux"].DeepCopy()
+	in.Annotations[contract.Prefix+"rep"+strings.Repeat("o", 100<<10)] = "v"
+	raw := injectiontest.MustJSON(t, in)
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	resp := newHandler().Handle(context.Background(), request(admissionv1.Create, raw, nil))
+	goruntime.ReadMemStats(&after)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
+		t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
+	}
+	if !resp.Allowed || !slices.ContainsFunc(resp.Warnings, func(w string) bool { return strings.Contains(w, "did you mean "+contract.AnnotationRepo) }) {
+		t.Errorf("want the workspace injected with a warning naming %s, got allowed=%v %q", contract.AnnotationRepo, resp.Allowed, resp.Warnings)
 	}
 }
