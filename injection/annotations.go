@@ -106,6 +106,10 @@ func unknownKeys(annotations map[string]string) []string {
 	return keys
 }
 
+// maxUnknownKeyWarnings is how many unknown keys are named one by one,
+// each with its nearest contract key; the rest are counted in one warning.
+const maxUnknownKeyWarnings = 16
+
 // unknownKeyWarning names an unknown key with the nearest valid one.
 func unknownKeyWarning(k string) string {
 	return fmt.Sprintf("unknown annotation %s is ignored; did you mean %s?", contract.Mask(k), nearest(k, contract.UserAnnotations))

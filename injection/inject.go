@@ -94,10 +94,17 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 		}
 		return baseline == nil
 	}
+	unknown := 0
 	for _, k := range unknownKeys(d.Annotations) {
-		if fresh(k) {
+		if !fresh(k) {
+			continue
+		}
+		if unknown++; unknown <= maxUnknownKeyWarnings {
 			warnings = append(warnings, unknownKeyWarning(k))
 		}
+	}
+	if more := unknown - maxUnknownKeyWarnings; more > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d more unknown annotations under %s are ignored", more, contract.Prefix))
 	}
 
 	ws, err := ParseWorkspace(d, s)

@@ -339,3 +339,26 @@ func TestLongUnknownKeyCostsLittle(t *testing.T) {
 		t.Errorf("want the workspace injected with a warning naming %s, got allowed=%v %q", contract.AnnotationRepo, resp.Allowed, resp.Warnings)
 	}
 }
+
+// TestManyUnknownKeysCostLittle: 20,000 unknown annotations under the
+// prefix are answered with 16 warnings naming a key each and one counting
+// the rest, not 20,000 warnings each with an edit distance to every
+// contract key.
+func TestManyUnknownKeysCostLittle(t *testing.T) {
+	in := injectiontest.GoldenCases(t)["app-template-flux"].DeepCopy()
+	for i := range 20000 {
+		in.Annotations[fmt.Sprintf("%sunknown-%d-%s", contract.Prefix, i, strings.Repeat("x", 200))] = "v"
+	}
+	raw := injectiontest.MustJSON(t, in)
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	resp := newHandler().Handle(context.Background(), request(admissionv1.Create, raw, nil))
+	goruntime.ReadMemStats(&after)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
+		t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
+	}
+	unknown := slices.DeleteFunc(slices.Clone(resp.Warnings), func(w string) bool { return !strings.Contains(w, "unknown annotation") })
+	if !resp.Allowed || len(unknown) != 17 || !strings.Contains(unknown[16], "19984 more unknown annotations") {
+		t.Errorf("want the workspace injected with 17 warnings about unknown annotations, the last counting 19984 more, got allowed=%v, %d: %.300q", resp.Allowed, len(unknown), unknown)
+	}
+}
