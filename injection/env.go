@@ -108,7 +108,7 @@ func writtenEnv(rec record) []corev1.EnvVar {
 // entry is the injection's (it goes, and the original is put back at its
 // index, as before the apply); otherwise the user's half is a value they
 // set since.
-func unmerged(e corev1.EnvVar, written []corev1.EnvVar, originals []replacedEnv) corev1.EnvVar {
+func unmerged(e corev1.EnvVar, written []corev1.EnvVar, original func(name string, match func(corev1.EnvVar) bool) bool) corev1.EnvVar {
 	if e.Value == "" || e.ValueFrom == nil {
 		return e
 	}
@@ -119,10 +119,53 @@ func unmerged(e corev1.EnvVar, written []corev1.EnvVar, originals []replacedEnv)
 			return e
 		}
 	}
-	if slices.ContainsFunc(originals, func(o replacedEnv) bool { return envEqual(o.EnvVar, users) }) {
+	if original(users.Name, func(o corev1.EnvVar) bool { return envEqual(o, users) }) {
 		return ours
 	}
 	return users
+}
+
+// envLookup is a search of n env entries (the i-th is at(i)) for one of a
+// name that matches, made lookups times: a scan each when either is a
+// handful (linear still), an index built once when both are many, since a
+// scan per lookup of a long record would cost its square.
+func envLookup(lookups, n int, at func(int) corev1.EnvVar) func(name string, match func(corev1.EnvVar) bool) bool {
+	if lookups <= 16 || n <= 16 {
+		return func(name string, match func(corev1.EnvVar) bool) bool {
+			for i := range n {
+				if e := at(i); e.Name == name && match(e) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	byName := make(map[string][]corev1.EnvVar, n)
+	for i := range n {
+		e := at(i)
+		byName[e.Name] = append(byName[e.Name], e)
+	}
+	return func(name string, match func(corev1.EnvVar) bool) bool {
+		return slices.ContainsFunc(byName[name], match)
+	}
+}
+
+// putBack inserts each original the record keeps, unless the user has set
+// its name since, at its recorded index, as one insertion after the other
+// would, in one pass: a trusted record's indices increase (agreesWith).
+func putBack(env []corev1.EnvVar, originals []replacedEnv, usersNow map[string]bool) []corev1.EnvVar {
+	out := make([]corev1.EnvVar, 0, len(env)+len(originals))
+	k := 0
+	for _, o := range originals {
+		if usersNow[o.Name] {
+			continue
+		}
+		for ; len(out) < o.Index && k < len(env); k++ {
+			out = append(out, env[k])
+		}
+		out = append(out, o.EnvVar)
+	}
+	return append(out, env[k:]...)
 }
 
 // isWritten reports whether e is exactly an entry of written.
@@ -193,10 +236,11 @@ func stripContainer(c *corev1.Container, rec record, trusted bool) {
 		// A v1 record did not say what it wrote: a password entry goes only
 		// when the record holds the user's own to put back.
 		legacyKeepsPassword := rec.legacy && !slices.ContainsFunc(rec.Env, func(e replacedEnv) bool { return e.Name == contract.EnvPassword })
+		original := envLookup(len(c.Env), len(rec.Env), func(i int) corev1.EnvVar { return rec.Env[i].EnvVar })
 		for i := range c.Env {
-			c.Env[i] = unmerged(c.Env[i], written, rec.Env)
+			c.Env[i] = unmerged(c.Env[i], written, original)
 		}
-		var usersNow []string // owned names holding a value the user set since
+		var usersNow map[string]bool // owned names holding a value the user set since
 		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
 			if !rec.ownsEnv(e.Name) || e.Name == contract.EnvPassword && legacyKeepsPassword {
 				return false
@@ -204,14 +248,13 @@ func stripContainer(c *corev1.Container, rec record, trusted bool) {
 			if rec.legacy || isWritten(e, written) {
 				return true
 			}
-			usersNow = append(usersNow, e.Name)
+			if usersNow == nil {
+				usersNow = map[string]bool{}
+			}
+			usersNow[e.Name] = true
 			return false
 		})
-		for _, e := range rec.Env {
-			if !slices.Contains(usersNow, e.Name) {
-				c.Env = slices.Insert(c.Env, min(max(e.Index, 0), len(c.Env)), e.EnvVar)
-			}
-		}
+		c.Env = putBack(c.Env, rec.Env, usersNow)
 		if rec.WorkingDir != nil && rec.Clone != "" && c.WorkingDir == rec.Clone {
 			c.WorkingDir = *rec.WorkingDir
 		}

@@ -138,11 +138,6 @@ func Mutate(in *appsv1.Deployment, stored *appsv1.Deployment, s Settings) (*apps
 	ps.Volumes = append(ps.Volumes, volumes(ws)...)
 	ps.InitContainers = append([]corev1.Container{seedContainer(ps, ci, ws, s, &rec)}, ps.InitContainers...)
 	injectContainer(&ps.Containers[ci], &rec, s)
-	if n := len(rec.Env); n > maxRecordedEnv {
-		return nil, warnings, fmt.Errorf("container %s has %d env entries whose names opencode-injector sets (HOME, XDG_*_HOME, %s, %s, GIT_CONFIG_COUNT, GIT_CONFIG_KEY_n, GIT_CONFIG_VALUE_n): "+
-			"the injection replaces them and keeps them to put back when it is removed, at most %d; remove the ones you do not need",
-			ws.Container, n, contract.EnvPassword, contract.EnvToken, maxRecordedEnv)
-	}
 	if _, w := clampSeedMemory(ws.SeedMemory); w != "" && fresh(contract.AnnotationSeedMemory) {
 		warnings = append(warnings, w)
 	}
@@ -300,8 +295,11 @@ func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
 	}
 	// The container's entries of names the contract owns are now exactly
 	// what the injection wrote.
+	current := envLookup(len(rec.Env), len(c.Env), func(i int) corev1.EnvVar { return c.Env[i] })
+	told := envLookup(len(rec.Env), len(base.Env), func(i int) corev1.EnvVar { return base.Env[i].EnvVar })
 	for _, e := range rec.Env {
-		if isWritten(e.EnvVar, c.Env) || slices.ContainsFunc(base.Env, func(b replacedEnv) bool { return equality.Semantic.DeepEqual(b.EnvVar, e.EnvVar) }) {
+		if current(e.Name, func(w corev1.EnvVar) bool { return envEqual(e.EnvVar, w) }) ||
+			told(e.Name, func(b corev1.EnvVar) bool { return equality.Semantic.DeepEqual(b, e.EnvVar) }) {
 			continue
 		}
 		warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it "+envPurpose(e.Name))

@@ -336,11 +336,16 @@ func lcsTable(pairs []match, off, n, m int, weight func(x, y int) int) []match {
 // before each). Other items are not matched: they are removed and added, a
 // correct patch, only a longer one. Equal names weigh at least 1.
 func lcsUnique(pairs []match, off, n, m int, weight func(x, y int) int, inKey, outKey func(int) string) []match {
-	places := map[string][]int{} // each name's new positions, in order
-	for y := off; y < off+m; y++ {
-		places[outKey(y)] = append(places[outKey(y)], y)
+	// For each name, the new item the next old item of that name pairs
+	// with (-1: none left); after each new item, the next of its name.
+	nextOf, after := make(map[string]int, m), make([]int, m)
+	for y := off + m - 1; y >= off; y-- {
+		after[y-off] = -1
+		if later, ok := nextOf[outKey(y)]; ok {
+			after[y-off] = later
+		}
+		nextOf[outKey(y)] = y
 	}
-	rank := map[string]int{}            // how many old items of each name came before
 	type run struct{ weight, last int } // a run's weight and its last candidate (-1: none)
 	var cands []match
 	var prev []int
@@ -350,12 +355,11 @@ func lcsUnique(pairs []match, off, n, m int, weight func(x, y int) int, inKey, o
 	}
 	for x := off; x < off+n; x++ {
 		name := inKey(x)
-		r := rank[name]
-		rank[name] = r + 1
-		if name == "" || r >= len(places[name]) {
+		y, ok := nextOf[name]
+		if name == "" || !ok || y < 0 {
 			continue
 		}
-		y := places[name][r]
+		nextOf[name] = after[y-off]
 		w := weight(x, y)
 		best := run{last: -1}
 		for q := y - off; q > 0; q -= q & -q { // runs ending before y

@@ -88,20 +88,6 @@ func (r record) encode() string {
 // record is completed from the container it names in ps, where v1 left what
 // it wrote unrecorded.
 func parseRecord(raw string, ps *corev1.PodSpec) (record, error) {
-	rec, err := decodeRecord(raw, ps)
-	if err == nil && len(rec.Env) > maxRecordedEnv {
-		return record{}, fmt.Errorf("it holds %d env entries, more than the %d an injection records", len(rec.Env), maxRecordedEnv)
-	}
-	return rec, err
-}
-
-// maxRecordedEnv bounds the user's env entries a record holds (those of
-// names the injection sets, put back when it is removed): a handful in
-// practice. The bound keeps stripping and warning in proportion to the
-// request; Mutate refuses a container that would need more.
-const maxRecordedEnv = 256
-
-func decodeRecord(raw string, ps *corev1.PodSpec) (record, error) {
 	var head struct {
 		Version string `json:"version"`
 	}
@@ -224,9 +210,12 @@ func (r record) agreesWith(ps *corev1.PodSpec) error {
 			return err
 		}
 	}
-	for _, e := range r.Env {
+	for i, e := range r.Env {
 		if e.Index < 0 || e.Index > len(c.Env)+len(r.Env) || !r.ownsEnv(e.Name) {
 			return fmt.Errorf("env entry %q does not fit container %q", e.Name, r.Container)
+		}
+		if i > 0 && e.Index <= r.Env[i-1].Index { // as the injection records them (putBack relies on it)
+			return fmt.Errorf("env entry %q is not after the one before it", e.Name)
 		}
 	}
 	if r.UserDigest != "" && !userDigestRE.MatchString(r.UserDigest) {
