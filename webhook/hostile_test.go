@@ -224,7 +224,6 @@ func TestMalformedAdmissionReviews(t *testing.T) {
 // of every pair of entries: 16,000 entries cost 3.9 GB and 23 s, enough
 // for one request to have the webhook killed.
 func TestLongListsCostLinearMemory(t *testing.T) {
-	h := newHandler()
 	name := func(first string, i int) string {
 		if i == 0 {
 			return first
@@ -251,22 +250,8 @@ func TestLongListsCostLinearMemory(t *testing.T) {
 				c.Env = append(c.Env, tc.env(i))
 			}
 			want, _ := mustInject(t, in)
-			raw := injectiontest.MustJSON(t, in)
-			var before, after goruntime.MemStats
-			goruntime.ReadMemStats(&before)
-			resp := h.Handle(context.Background(), request(admissionv1.Create, raw, nil))
-			goruntime.ReadMemStats(&after)
-			if !resp.Allowed {
-				t.Fatalf("denied: %s", resp.Result.Message)
-			}
-			// A generous bound: the table of every pair took thousands of
-			// times the request.
-			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
-				t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
-			}
-			if got := injectiontest.Decode(t, applyResponse(t, raw, resp)); !equality.Semantic.DeepEqual(want, got) {
-				t.Error("the patched request differs from Mutate's output")
-			}
+			raw, resp := reviewInProportion(t, in)
+			patchedIsMutated(t, raw, resp, want)
 		})
 	}
 }
@@ -293,20 +278,8 @@ func TestLongRecordCostsLinearMemory(t *testing.T) {
 			sent = sent.DeepCopy()
 			sent.Spec.Template.Spec.Containers[0].Image += "-new"
 			want, _ := mustInject(t, sent)
-			raw := injectiontest.MustJSON(t, sent)
-			var before, after goruntime.MemStats
-			goruntime.ReadMemStats(&before)
-			resp := newHandler().Handle(context.Background(), request(admissionv1.Create, raw, nil))
-			goruntime.ReadMemStats(&after)
-			if !resp.Allowed {
-				t.Fatalf("denied: %s", resp.Result.Message)
-			}
-			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
-				t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
-			}
-			if got := injectiontest.Decode(t, applyResponse(t, raw, resp)); !equality.Semantic.DeepEqual(want, got) {
-				t.Error("the patched request differs from Mutate's output")
-			}
+			raw, resp := reviewInProportion(t, sent)
+			patchedIsMutated(t, raw, resp, want)
 		})
 	}
 }
@@ -318,14 +291,7 @@ func TestLongRecordCostsLinearMemory(t *testing.T) {
 func TestLongUnknownKeyCostsLittle(t *testing.T) {
 	in := injectiontest.GoldenCases(t)["app-template-flux"].DeepCopy()
 	in.Annotations[contract.Prefix+"rep"+strings.Repeat("o", 100<<10)] = "v"
-	raw := injectiontest.MustJSON(t, in)
-	var before, after goruntime.MemStats
-	goruntime.ReadMemStats(&before)
-	resp := newHandler().Handle(context.Background(), request(admissionv1.Create, raw, nil))
-	goruntime.ReadMemStats(&after)
-	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
-		t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
-	}
+	_, resp := reviewInProportion(t, in)
 	if !resp.Allowed || !slices.ContainsFunc(resp.Warnings, func(w string) bool { return strings.Contains(w, "did you mean "+contract.AnnotationRepo) }) {
 		t.Errorf("want the workspace injected with a warning naming %s, got allowed=%v %q", contract.AnnotationRepo, resp.Allowed, resp.Warnings)
 	}
@@ -340,7 +306,20 @@ func TestManyUnknownKeysCostLittle(t *testing.T) {
 	for i := range 20000 {
 		in.Annotations[fmt.Sprintf("%sunknown-%d-%s", contract.Prefix, i, strings.Repeat("x", 200))] = "v"
 	}
-	raw := injectiontest.MustJSON(t, in)
+	_, resp := reviewInProportion(t, in)
+	unknown := slices.DeleteFunc(slices.Clone(resp.Warnings), func(w string) bool { return !strings.Contains(w, "unknown annotation") })
+	if !resp.Allowed || len(unknown) != 17 || !strings.Contains(unknown[16], "19984 more unknown annotations") {
+		t.Errorf("want the workspace injected with 17 warnings about unknown annotations, the last counting 19984 more, got allowed=%v, %d: %.300q", resp.Allowed, len(unknown), unknown)
+	}
+}
+
+// reviewInProportion sends d through the handler as a CREATE and fails
+// the test when the review allocates more than 200 times the request: a
+// generous bound, since the superlinear paths the long-input tests guard
+// took thousands of times.
+func reviewInProportion(t *testing.T, d *appsv1.Deployment) ([]byte, admission.Response) {
+	t.Helper()
+	raw := injectiontest.MustJSON(t, d)
 	var before, after goruntime.MemStats
 	goruntime.ReadMemStats(&before)
 	resp := newHandler().Handle(context.Background(), request(admissionv1.Create, raw, nil))
@@ -348,8 +327,16 @@ func TestManyUnknownKeysCostLittle(t *testing.T) {
 	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 200*uint64(len(raw)) {
 		t.Errorf("a review of %d KB allocated %d MB", len(raw)>>10, allocated>>20)
 	}
-	unknown := slices.DeleteFunc(slices.Clone(resp.Warnings), func(w string) bool { return !strings.Contains(w, "unknown annotation") })
-	if !resp.Allowed || len(unknown) != 17 || !strings.Contains(unknown[16], "19984 more unknown annotations") {
-		t.Errorf("want the workspace injected with 17 warnings about unknown annotations, the last counting 19984 more, got allowed=%v, %d: %.300q", resp.Allowed, len(unknown), unknown)
+	return raw, resp
+}
+
+// patchedIsMutated fails unless resp allows raw with a patch that gives want.
+func patchedIsMutated(t *testing.T, raw []byte, resp admission.Response, want *appsv1.Deployment) {
+	t.Helper()
+	if !resp.Allowed {
+		t.Fatalf("denied: %s", resp.Result.Message)
+	}
+	if got := injectiontest.Decode(t, applyResponse(t, raw, resp)); !equality.Semantic.DeepEqual(want, got) {
+		t.Error("the patched request differs from Mutate's output")
 	}
 }
