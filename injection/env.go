@@ -108,7 +108,7 @@ func writtenEnv(rec record) []corev1.EnvVar {
 // entry is the injection's (it goes, and the original is put back at its
 // index, as before the apply); otherwise the user's half is a value they
 // set since.
-func unmerged(e corev1.EnvVar, written []corev1.EnvVar, original func(name string, match func(corev1.EnvVar) bool) bool) corev1.EnvVar {
+func unmerged(e corev1.EnvVar, written []corev1.EnvVar, originals envIndex[replacedEnv]) corev1.EnvVar {
 	if e.Value == "" || e.ValueFrom == nil {
 		return e
 	}
@@ -119,41 +119,58 @@ func unmerged(e corev1.EnvVar, written []corev1.EnvVar, original func(name strin
 			return e
 		}
 	}
-	if original(users.Name, func(o corev1.EnvVar) bool { return envEqual(o, users) }) {
+	if originals.has(users.Name, func(o corev1.EnvVar) bool { return envEqual(o, users) }) {
 		return ours
 	}
 	return users
 }
 
-// envLookup is a search of n env entries (the i-th is at(i)) for one of a
-// name that matches, made lookups times: a scan each when either is a
-// handful (linear still), an index built once when both are many, since a
-// scan per lookup of a long record would cost its square.
-func envLookup(lookups, n int, at func(int) corev1.EnvVar) func(name string, match func(corev1.EnvVar) bool) bool {
-	if lookups <= 16 || n <= 16 {
-		return func(name string, match func(corev1.EnvVar) bool) bool {
-			for i := range n {
-				if e := at(i); e.Name == name && match(e) {
-					return true
-				}
-			}
-			return false
+// envIndex finds env entries by name among items (env gives an item's
+// entry): by a scan when the lookups or the items are a handful (linear
+// still, and nothing to allocate on the usual review), by a map built once
+// when both are many, since a scan per lookup of a long record would cost
+// its square.
+type envIndex[T any] struct {
+	items  []T
+	env    func(T) corev1.EnvVar
+	byName map[string][]corev1.EnvVar // nil: scan items
+}
+
+func indexEnv[T any](items []T, env func(T) corev1.EnvVar, lookups int) envIndex[T] {
+	x := envIndex[T]{items: items, env: env}
+	if lookups > 16 && len(items) > 16 {
+		x.byName = make(map[string][]corev1.EnvVar, len(items))
+		for _, it := range items {
+			e := env(it)
+			x.byName[e.Name] = append(x.byName[e.Name], e)
 		}
 	}
-	byName := make(map[string][]corev1.EnvVar, n)
-	for i := range n {
-		e := at(i)
-		byName[e.Name] = append(byName[e.Name], e)
-	}
-	return func(name string, match func(corev1.EnvVar) bool) bool {
-		return slices.ContainsFunc(byName[name], match)
-	}
+	return x
 }
+
+// has reports whether an entry named name matches.
+func (x envIndex[T]) has(name string, match func(corev1.EnvVar) bool) bool {
+	if x.byName != nil {
+		return slices.ContainsFunc(x.byName[name], match)
+	}
+	for _, it := range x.items {
+		if e := x.env(it); e.Name == name && match(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func plainEnv(e corev1.EnvVar) corev1.EnvVar  { return e }
+func recordedEnv(r replacedEnv) corev1.EnvVar { return r.EnvVar }
 
 // putBack inserts each original the record keeps, unless the user has set
 // its name since, at its recorded index, as one insertion after the other
 // would, in one pass: a trusted record's indices increase (agreesWith).
 func putBack(env []corev1.EnvVar, originals []replacedEnv, usersNow map[string]bool) []corev1.EnvVar {
+	if len(originals) == 0 {
+		return env
+	}
 	out := make([]corev1.EnvVar, 0, len(env)+len(originals))
 	k := 0
 	for _, o := range originals {
@@ -236,9 +253,9 @@ func stripContainer(c *corev1.Container, rec record, trusted bool) {
 		// A v1 record did not say what it wrote: a password entry goes only
 		// when the record holds the user's own to put back.
 		legacyKeepsPassword := rec.legacy && !slices.ContainsFunc(rec.Env, func(e replacedEnv) bool { return e.Name == contract.EnvPassword })
-		original := envLookup(len(c.Env), len(rec.Env), func(i int) corev1.EnvVar { return rec.Env[i].EnvVar })
+		originals := indexEnv(rec.Env, recordedEnv, len(c.Env))
 		for i := range c.Env {
-			c.Env[i] = unmerged(c.Env[i], written, original)
+			c.Env[i] = unmerged(c.Env[i], written, originals)
 		}
 		var usersNow map[string]bool // owned names holding a value the user set since
 		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {

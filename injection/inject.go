@@ -295,11 +295,10 @@ func changeWarnings(base *record, rec record, ps *corev1.PodSpec) []string {
 	}
 	// The container's entries of names the contract owns are now exactly
 	// what the injection wrote.
-	current := envLookup(len(rec.Env), len(c.Env), func(i int) corev1.EnvVar { return c.Env[i] })
-	told := envLookup(len(rec.Env), len(base.Env), func(i int) corev1.EnvVar { return base.Env[i].EnvVar })
+	current, told := indexEnv(c.Env, plainEnv, len(rec.Env)), indexEnv(base.Env, recordedEnv, len(rec.Env))
 	for _, e := range rec.Env {
-		if current(e.Name, func(w corev1.EnvVar) bool { return envEqual(e.EnvVar, w) }) ||
-			told(e.Name, func(b corev1.EnvVar) bool { return equality.Semantic.DeepEqual(b, e.EnvVar) }) {
+		if current.has(e.Name, func(w corev1.EnvVar) bool { return envEqual(e.EnvVar, w) }) ||
+			told.has(e.Name, func(b corev1.EnvVar) bool { return equality.Semantic.DeepEqual(b, e.EnvVar) }) {
 			continue
 		}
 		warnings = append(warnings, "env "+e.Name+" of container "+c.Name+" replaced: opencode-injector sets it "+envPurpose(e.Name))
